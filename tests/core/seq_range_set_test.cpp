@@ -1,0 +1,2 @@
+#include <doctest/doctest.h>
+TEST_CASE("seq_range_set: placeholder") { CHECK(true); }
