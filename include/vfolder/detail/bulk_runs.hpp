@@ -23,20 +23,25 @@ VFOLDER_BEGIN_NAMESPACE
 namespace detail {
 
 template <std::unsigned_integral T>
+constexpr std::size_t radix_digit(T x, std::size_t d) noexcept {
+    return static_cast<std::size_t>((static_cast<std::uint64_t>(x) >> (8 * d)) & 0xffu);
+}
+
+template <std::unsigned_integral T>
 void radix_sort(std::span<T> v) {
     constexpr std::size_t digits = sizeof(T);
     std::size_t const n = v.size();
     std::vector<std::array<std::size_t, 256>> hist(digits, std::array<std::size_t, 256>{});
     for (T x : v)
         for (std::size_t d = 0; d < digits; ++d)
-            ++hist[d][static_cast<std::size_t>((x >> (8 * d)) & 0xffu)];
+            ++hist[d][radix_digit(x, d)];
     std::unique_ptr<T[]> buf(new T[n]);
     T* src = v.data();
     T* dst = buf.get();
     for (std::size_t d = 0; d < digits; ++d) {
         auto& h = hist[d];
         // A digit that every value shares does not reorder anything: skip the pass.
-        if (h[static_cast<std::size_t>((src[0] >> (8 * d)) & 0xffu)] == n) continue;
+        if (h[radix_digit(src[0], d)] == n) continue;
         std::size_t sum = 0;
         for (auto& c : h) {
             std::size_t const t = c;
@@ -45,7 +50,7 @@ void radix_sort(std::span<T> v) {
         }
         for (std::size_t i = 0; i < n; ++i) {
             T const x = src[i];
-            dst[h[static_cast<std::size_t>((x >> (8 * d)) & 0xffu)]++] = x;
+            dst[h[radix_digit(x, d)]++] = x;
         }
         std::swap(src, dst);
     }
