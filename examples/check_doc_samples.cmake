@@ -1,8 +1,11 @@
-# Checks that each doc's code sample equals the marked region of its example.
-# Pairs: doc file, example file, marker name.
+# Checks that each doc's code sample equals the marked region of its example: the lines
+# between "// [NAME-begin]" and "// [NAME-end]", dedented by the begin marker's indentation.
+# Pairs: doc file | example file | marker name.
 set(pairs
   "README.md|examples/readme_example.cpp|readme"
-  "docs/core.md|examples/core_demo.cpp|demo")
+  "README.md|examples/readme_example.cpp|readme-folder"
+  "docs/core.md|examples/core_demo.cpp|demo"
+  "docs/concepts.md|examples/map_backend.cpp|tutorial")
 set(failed FALSE)
 foreach(pair IN LISTS pairs)
   string(REPLACE "|" ";" parts "${pair}")
@@ -10,21 +13,20 @@ foreach(pair IN LISTS pairs)
   list(GET parts 1 example)
   list(GET parts 2 marker)
   file(READ "${SOURCE_DIR}/${example}" src)
-  string(FIND "${src}" "// [${marker}-begin]\n" b)
-  string(FIND "${src}" "    // [${marker}-end]" e)
-  if(b EQUAL -1 OR e EQUAL -1)
+  if(NOT src MATCHES "\n([ ]*)// \\[${marker}-begin\\]\n(.*)\n[ ]*// \\[${marker}-end\\]")
     message(SEND_ERROR "${example}: markers [${marker}-begin]/[${marker}-end] not found")
     set(failed TRUE)
     continue()
   endif()
-  string(LENGTH "// [${marker}-begin]\n" blen)
-  math(EXPR start "${b} + ${blen}")
-  math(EXPR len "${e} - ${start}")
-  string(SUBSTRING "${src}" ${start} ${len} region)
-  # The example region is indented by 4 spaces (function body); docs show it dedented.
-  string(REGEX REPLACE "(^|\n)    " "\\1" region "${region}")
+  set(indent "${CMAKE_MATCH_1}")
+  set(region "${CMAKE_MATCH_2}")
+  if(NOT indent STREQUAL "")
+    # (CMake's REGEX REPLACE re-anchors ^ after each match: dedent via a leading newline.)
+    string(REPLACE "\n${indent}" "\n" region "\n${region}")
+    string(SUBSTRING "${region}" 1 -1 region)
+  endif()
   file(READ "${SOURCE_DIR}/${doc}" doctext)
-  string(FIND "${doctext}" "${region}" found)
+  string(FIND "${doctext}" "${region}\n" found)
   if(found EQUAL -1)
     message(SEND_ERROR "${doc} does not contain the [${marker}] region of ${example} verbatim")
     set(failed TRUE)

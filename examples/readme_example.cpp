@@ -1,11 +1,30 @@
-// The example of README.md, compiled and run as a test.
+// The examples of README.md, compiled and run as a test.
+#include <vfolder/adapters/memory/memory_mailbox.hpp>
+#include <vfolder/adapters/memory/memory_store.hpp>
 #include <vfolder/core/seq_range_set.hpp>
 #include <vfolder/core/uid_map.hpp>
+#include <vfolder/engine/folder.hpp>
 
 #include <cstdint>
 #include <vector>
 
+static bool folder_example() {
+    // [readme-folder-begin]
+    vfolder::memory_world mail;                 // backends: any type modelling vfolder::backend
+    vfolder::memory_store_world stores;         // where folder state persists
+    auto def = vfolder::folder_definition::make({"INBOX", "Work", "Lists/*"}, "unseen");
+    auto f = vfolder::folder<vfolder::memory_provider, vfolder::memory_store>::open(
+        *def, vfolder::memory_provider(mail), vfolder::memory_store(stores, "Unseen"));
+    auto opened = f->sync(vfolder::sync_flags::reopen); // SELECT: search, order by date, number
+    f->store_flags(vfolder::uid_set{{2, 2}}, vfolder::modify_op::add, vfolder::system_flag::flagged);
+    auto report = f->sync();                    // the flag reaches the backend, backend changes
+                                                // reach the view; report: expunged/added/changed vuids
+    // [readme-folder-end]
+    return opened.has_value() && report.has_value() && f->size() == 0; // no mailboxes: empty
+}
+
 int main() {
+    if (!folder_example()) return 1;
     // [readme-begin]
     vfolder::seq_range_set<> uids;               // UIDs as closed ranges
     uids.add_range(1, 10);

@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DVFOLDER_BUILD_TESTS=OFF -DVFOLDER_BUILD_BENCHMARKS=OFF -DVFOLDER_BUILD_EXAMPLES=ON
-cmake --build build/demo -j2 --target core_demo
-./build/demo/examples/core_demo
+cmake --build build/demo -j2 --target demo
+./build/demo/examples/demo

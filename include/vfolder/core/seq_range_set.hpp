@@ -24,12 +24,23 @@
 #include <vfolder/core/seq_range.hpp>
 #include <vfolder/detail/bulk_runs.hpp>
 
+// GCC 12 reports a false -Wstringop-overflow in boost::container::vector's reallocation
+// path when it is inlined into a push_back on a vector it believes empty; the warning is
+// attributed to the boost header, so it is silenced for that header only.
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
 #include <boost/container/vector.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic pop
+#endif
 #include <range/v3/range/concepts.hpp>
 #include <range/v3/view/facade.hpp>
 #include <range/v3/view/subrange.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -144,12 +155,32 @@ public:
     /// \brief Calls `f(v)` for every value, ascending: the fastest way to visit them.
     template <class F>
     void for_each_value(F&& f) const {
+        // Short ranges (the common case of sparse sets) are expanded into a buffer with a
+        // fixed-count loop, then visited in one predictable loop: the lengths of the
+        // ranges are unpredictable, so a loop per range mispredicts about once a range.
+        constexpr std::size_t chunk = 8;
+        constexpr std::size_t cap = 256;
+        T buf[cap + chunk];
+        std::size_t k = 0;
+        auto const flush = [&] {
+            for (std::size_t i = 0; i < k; ++i) f(buf[i]);
+            k = 0;
+        };
         for (auto const& r : *this) {
-            for (T v = r.first;; ++v) {
-                f(v);
-                if (v == r.last) break;
+            auto const len_m1 = static_cast<std::size_t>(r.last - r.first);
+            if (len_m1 < chunk) {
+                for (std::size_t i = 0; i < chunk; ++i) buf[k + i] = static_cast<T>(r.first + i);
+                k += len_m1 + 1;
+                if (k >= cap) flush();
+            } else {
+                flush();
+                for (T v = r.first;; ++v) {
+                    f(v);
+                    if (v == r.last) break;
+                }
             }
         }
+        flush();
     }
 
     [[nodiscard]] storage_type const& storage() const noexcept { return r_; }
@@ -234,7 +265,7 @@ public:
             if (v == p[n - 1].last + 1u)
                 p[n - 1].last = v;
             else
-                r_.push_back({v, v});
+                append(r_, {v, v});
             ++count_;
             return false;
         }
@@ -288,7 +319,7 @@ public:
             if (n != 0 && a == p[n - 1].last + 1u)
                 p[n - 1].last = b;
             else
-                r_.push_back({a, b});
+                append(r_, {a, b});
             count_ = static_cast<T>(count_ + len);
             return len;
         }
@@ -386,15 +417,11 @@ public:
         std::size_t const hi = sl == max_value ? n : upper_by_first(static_cast<T>(sl + 1u));
         range_type const* a = r_.data() + lo;
         range_type const* ae = r_.data() + hi;
-        auto b = src.begin();
-        auto const be = src.end();
-        Storage out;
-        out.reserve(static_cast<std::size_t>(ae - a) + src.range_count());
         size_type before = 0;
         for (auto q = a; q != ae; ++q) before = static_cast<T>(before + q->length());
-        while (a != ae && b != be) push_coalesced(out, (a->first <= b->first) ? *a++ : *b++);
-        for (; a != ae; ++a) push_coalesced(out, *a);
-        for (; b != be; ++b) push_coalesced(out, *b);
+        Storage out;
+        merge_runs(a, ae, src.begin(), src.end(), out);
+        std::size_t const bound = static_cast<std::size_t>(ae - a) + src.range_count();
         size_type after = 0;
         for (auto const& r : out) after = static_cast<T>(after + r.length());
         size_type const added = static_cast<T>(after - before);
@@ -402,7 +429,7 @@ public:
             VFOLDER_ASSERT(false, "seq_range_set: the whole domain [0, max] is not storable");
             return 0;
         }
-        replace(lo, hi, out.data(), out.size());
+        replace_or_swap(lo, hi, out, bound);
         count_ = static_cast<T>(count_ + added);
         return added;
     }
@@ -445,27 +472,45 @@ public:
         range_type const* const ae = r_.data() + hi;
         auto b = src.begin();
         auto const be = src.end();
+        // Each range of this set yields at most 1 + (ranges of src inside it) pieces.
+        std::size_t const bound = static_cast<std::size_t>(ae - a) + src.range_count() + 1;
         Storage out;
-        out.reserve(static_cast<std::size_t>(ae - a) + src.range_count() + 1);
+        resize_for_overwrite(out, bound);
+        range_type* w = out.data();
         size_type removed = 0;
-        for (; a != ae; ++a) {
-            while (b != be && b->last < a->first) ++b;
-            T cur = a->first;
-            bool covered_to_end = false;
-            for (; b != be && b->first <= a->last; ++b) {
-                if (b->first > cur) out.push_back({cur, static_cast<T>(b->first - 1u)});
-                T const cut_from = std::max(cur, b->first);
-                if (b->last >= a->last) {
-                    removed = static_cast<T>(removed + (a->last - cut_from + 1u));
-                    covered_to_end = true;
-                    break; // b may still overlap the next range of this set
-                }
-                removed = static_cast<T>(removed + (b->last - cut_from + 1u));
-                cur = static_cast<T>(b->last + 1u);
+        // Driven by src: `cur` is what is left of the current range of this set; ranges
+        // that no range of src touches are copied through.
+        range_type cur = *a++;
+        for (;;) {
+            if (b == be) { // nothing more to remove: copy the rest through
+                *w++ = cur;
+                w = std::copy(a, ae, w);
+                break;
             }
-            if (!covered_to_end) out.push_back({cur, a->last});
+            if (cur.last < b->first) { // cur is untouched
+                *w++ = cur;
+                if (a == ae) break;
+                cur = *a++;
+                continue;
+            }
+            if (b->last < cur.first) { // b falls in a gap
+                ++b;
+                continue;
+            }
+            T const cut_from = std::max(cur.first, b->first);
+            if (cur.first < b->first) *w++ = range_type{cur.first, static_cast<T>(b->first - 1u)};
+            if (b->last < cur.last) {
+                removed = static_cast<T>(removed + (b->last - cut_from + 1u));
+                cur.first = static_cast<T>(b->last + 1u);
+                ++b;
+            } else { // the rest of cur goes; b may still overlap the next range
+                removed = static_cast<T>(removed + (cur.last - cut_from + 1u));
+                if (a == ae) break;
+                cur = *a++;
+            }
         }
-        replace(lo, hi, out.data(), out.size());
+        out.resize(static_cast<std::size_t>(w - out.data()));
+        replace_or_swap(lo, hi, out, bound);
         count_ = static_cast<T>(count_ - removed);
         return removed;
     }
@@ -491,7 +536,7 @@ public:
             T const f = std::max(a->first, b->first);
             T const l = std::min(a->last, b->last);
             if (f <= l) {
-                out.push_back({f, l});
+                append(out, {f, l});
                 kept = static_cast<T>(kept + (l - f + 1u));
             }
             if (a->last < b->last)
@@ -538,14 +583,14 @@ public:
             T const f = std::max(r.first, lo);
             T const l = std::min(r.last, hi);
             within = static_cast<T>(within + (l - f + 1u));
-            if (f > cur) out.push_back({cur, static_cast<T>(f - 1u)});
+            if (f > cur) append(out, {cur, static_cast<T>(f - 1u)});
             if (l == hi) {
                 done = true;
                 break;
             }
             cur = static_cast<T>(l + 1u);
         }
-        if (!done) out.push_back({cur, hi});
+        if (!done) append(out, {cur, hi});
         size_type const new_count = static_cast<T>(static_cast<T>(hi - lo + 1u) - within);
         if (is_whole_domain(out)) {
             VFOLDER_ASSERT(false, "seq_range_set::invert: the result would be [0, max]");
@@ -571,16 +616,26 @@ public:
     size_type insert_unsorted(std::span<T> values) {
         if (values.empty()) return 0;
         seq_range_set add;
+        resize_for_overwrite(add.r_, values.size()); // at most one run per value
+        range_type* w = add.r_.data();
+        size_type cnt = 0;
         detail::sorted_runs(values, [&](T f, T l) {
-            add.r_.push_back({f, l});
-            add.count_ = static_cast<T>(add.count_ + (l - f + 1u));
+            *w++ = range_type{f, l};
+            cnt = static_cast<T>(cnt + (l - f + 1u));
         });
+        add.r_.resize(static_cast<std::size_t>(w - add.r_.data()));
+        add.count_ = cnt;
         if (is_whole_domain(add.r_)) {
             VFOLDER_ASSERT(false, "seq_range_set: the whole domain [0, max] is not storable");
             return 0;
         }
         if (empty()) {
-            swap(add);
+            if (2 * add.r_.size() >= values.size()) {
+                swap(add);
+            } else { // mostly unused buffer: keep a right-sized copy instead
+                r_.insert(r_.end(), add.begin(), add.end());
+                count_ = add.count_;
+            }
             return count_;
         }
         return merge(add);
@@ -605,32 +660,96 @@ private:
         return f <= l ? static_cast<T>(l - f + 1u) : T{0};
     }
 
-    static void push_coalesced(Storage& out, range_type const& r) {
-        std::size_t const n = out.size();
-        if (n != 0) {
-            range_type& last = out.data()[n - 1];
-            if (r.first == 0 || r.first - 1u <= last.last) {
-                if (r.last > last.last) last.last = r.last;
-                return;
-            }
+    // resize(n) without zero-filling where the storage allows it (boost::container's
+    // default_init); the caller overwrites the new elements before reading them.
+    static void resize_for_overwrite(Storage& s, std::size_t n) {
+        if constexpr (requires { s.resize(n, boost::container::default_init); })
+            s.resize(n, boost::container::default_init);
+        else
+            s.resize(n);
+    }
+
+    // Whether a range starting at f joins (overlaps or touches) one ending at last, for
+    // f >= that range's first.
+    static bool touches(T last, T f) noexcept {
+        if constexpr (sizeof(T) < sizeof(std::uint64_t))
+            return static_cast<std::uint64_t>(f) <= static_cast<std::uint64_t>(last) + 1u;
+        else
+            return (f == 0) | (f - 1u <= last);
+    }
+
+    // out = the union of the sorted, disjoint range sequences [a, ae) and [b, be) (not
+    // both empty), coalesced. Branch-free: which side comes next and whether a range
+    // joins the current one are data-dependent (unpredictable for interleaved sets), so
+    // both are selects (cmov). [cf, cl] is the range being grown; it is stored at *w on
+    // every step and kept (w advances) only when the next range starts a new one. The
+    // shape (scalars, one 64-bit select) is what keeps GCC 12 from emitting jumps.
+    static void merge_runs(range_type const* a, range_type const* ae, range_type const* b,
+                           range_type const* be, Storage& out) {
+        resize_for_overwrite(out, static_cast<std::size_t>((ae - a) + (be - b)));
+        range_type* w = out.data();
+        range_type const c0 = (a != ae && (b == be || a->first <= b->first)) ? *a++ : *b++;
+        T cf = c0.first;
+        T cl = c0.last;
+        auto const step = [&](T f, T l) {
+            bool const join = touches(cl, f);
+            *w = range_type{cf, cl};
+            w += static_cast<std::ptrdiff_t>(!join); // arithmetic, not ?: (GCC jumps on ?:)
+            cf = join ? cf : f;
+            cl = std::max(cl, l); // a range that does not join ends above cl anyway
+        };
+        for (;;) {
+            // Neither side can run out within n steps: no bounds test in the inner loop.
+            std::size_t n = std::min(static_cast<std::size_t>(ae - a), static_cast<std::size_t>(be - b));
+            if (n == 0) break;
+            do {
+                range_type const ra = *a;
+                range_type const rb = *b;
+                bool const take_a = ra.first <= rb.first;
+                a += static_cast<std::ptrdiff_t>(take_a);
+                b += static_cast<std::ptrdiff_t>(!take_a);
+                if constexpr (sizeof(range_type) == sizeof(std::uint64_t)) {
+                    std::uint64_t const p = take_a ? std::bit_cast<std::uint64_t>(ra)
+                                                   : std::bit_cast<std::uint64_t>(rb);
+                    range_type const r = std::bit_cast<range_type>(p);
+                    step(r.first, r.last);
+                } else {
+                    step(take_a ? ra.first : rb.first, take_a ? ra.last : rb.last);
+                }
+            } while (--n != 0);
         }
-        out.push_back(r);
+        for (; a != ae; ++a) step(a->first, a->last);
+        for (; b != be; ++b) step(b->first, b->last);
+        *w++ = range_type{cf, cl};
+        out.resize(static_cast<std::size_t>(w - out.data()));
+    }
+
+    // push_back, through emplace_back where the storage has it: boost::container::vector
+    // force-inlines emplace_back's fast path but calls out of line for push_back.
+    static void append(Storage& out, range_type const& r) {
+        if constexpr (requires { out.emplace_back(r); })
+            out.emplace_back(r);
+        else
+            out.push_back(r);
     }
 
     // Index of the first range with last >= v (== size() if none).
     std::size_t lower_by_last(T v) const noexcept {
-        range_type const* p = r_.data();
-        std::size_t lo = 0, len = r_.size();
-        while (len > 0) { // branch-light binary search
-            std::size_t const half = len / 2;
-            if (p[lo + half].last < v) {
-                lo += half + 1;
-                len -= half + 1;
-            } else {
-                len = half;
-            }
+        range_type const* const p = r_.data();
+        std::size_t n = r_.size();
+        if (n == 0) return 0;
+        // Branch-free (for random keys the comparison is unpredictable), with both
+        // possible next probes prefetched so that the cache misses of a large set overlap.
+        range_type const* base = p;
+        while (n > 1) {
+            std::size_t const half = n / 2;
+            std::size_t const next_half = (n - half) / 2;
+            prefetch(base + next_half);
+            prefetch(base + half + next_half);
+            base += static_cast<std::size_t>(base[half].last < v) * half;
+            n -= half;
         }
-        return lo;
+        return static_cast<std::size_t>(base - p) + static_cast<std::size_t>(base->last < v);
     }
 
     // Index of the first range with first > v (== size() if none).
@@ -649,6 +768,14 @@ private:
         return lo;
     }
 
+    static void prefetch(void const* q) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch(q);
+#else
+        static_cast<void>(q);
+#endif
+    }
+
     // Replaces the ranges [lo, hi) by src[0, k).
     void replace(std::size_t lo, std::size_t hi, range_type const* src, std::size_t k) {
         std::size_t const old = hi - lo;
@@ -661,6 +788,15 @@ private:
         } else if (k > old) {
             r_.insert(r_.begin() + static_cast<std::ptrdiff_t>(hi), src + common, src + k);
         }
+    }
+
+    // Replaces the ranges [lo, hi) by `out` (allocated for `reserved` ranges); when that
+    // is all of them, takes out's buffer instead of copying it, unless mostly unused.
+    void replace_or_swap(std::size_t lo, std::size_t hi, Storage& out, std::size_t reserved) {
+        if (lo == 0 && hi == r_.size() && 2 * out.size() >= reserved)
+            r_.swap(out);
+        else
+            replace(lo, hi, out.data(), out.size());
     }
 
     static bool is_whole_domain(Storage const& s) noexcept {

@@ -24,7 +24,17 @@
 #include <vfolder/config.hpp>
 #include <vfolder/core/seq_range_set.hpp>
 
+// GCC 12 reports a false -Wstringop-overflow in boost::container::vector's reallocation
+// path when it is inlined into a push_back on a vector it believes empty; the warning is
+// attributed to the boost header, so it is silenced for that header only.
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
 #include <boost/container/vector.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic pop
+#endif
 
 #include <algorithm>
 #include <concepts>
@@ -203,8 +213,9 @@ public:
 
     void clear() noexcept { e_.clear(); }
     void reserve(size_type n) { e_.reserve(n); }
-    void swap(uid_map& o) noexcept { e_.swap(o.e_); }
-    friend void swap(uid_map& a, uid_map& b) noexcept { a.swap(b); }
+    /// Non-throwing when the storage's swap is (small_vector's may allocate).
+    void swap(uid_map& o) noexcept(noexcept(e_.swap(o.e_))) { e_.swap(o.e_); }
+    friend void swap(uid_map& a, uid_map& b) noexcept(noexcept(a.swap(b))) { a.swap(b); }
 
     /// \brief Inserts one entry. Returns false (and changes nothing) if `real` is present.
     /// O(1) above the last entry, else O(log n) + memmove.
@@ -259,6 +270,7 @@ public:
 
     /// \brief Erases the entries whose real UID is in `uids` (absent ones are ignored),
     /// calling `on_erased(entry const&)` for each, ascending. Returns how many were erased.
+    /// If `on_erased` throws, the entries it returned for are erased and the others kept.
     /// Complexity: O(R log n + erased + entries above the first erased one), block moves.
     template <class F>
         requires std::invocable<F&, entry const&>
@@ -268,20 +280,29 @@ public:
         entry* p = e_.data();
         size_type w = lower_bound(0, uids.front().first);
         size_type rd = w;
+        // [0, w) is kept, [w, rd) erased, [rd, n) not yet read. The guard closes the gap
+        // on return and also if on_erased throws, so the map stays valid (basic guarantee).
+        struct close_gap {
+            uid_map& m;
+            size_type const& kept_end;
+            size_type const& read_pos;
+            ~close_gap() {
+                if (kept_end == read_pos) return;
+                entry* q = m.e_.data();
+                size_type const sz = m.e_.size();
+                std::copy(q + read_pos, q + sz, q + kept_end);
+                m.e_.resize(sz - (read_pos - kept_end));
+            }
+        } const guard{*this, w, rd};
         for (auto const& r : uids) {
             size_type const i = gallop(rd, r.first);
             if (i == n) break;
             if (w != rd) std::copy(p + rd, p + i, p + w);
             w += i - rd;
-            size_type j = i;
-            for (; j < n && p[j].real_uid <= r.last; ++j) on_erased(static_cast<entry const&>(p[j]));
-            rd = j;
+            for (rd = i; rd < n && p[rd].real_uid <= r.last; ++rd)
+                on_erased(static_cast<entry const&>(p[rd]));
         }
-        if (w == rd) return 0;
-        std::copy(p + rd, p + n, p + w);
-        size_type const erased = rd - w;
-        e_.resize(n - erased);
-        return erased;
+        return rd - w; // computed before the guard closes the gap
     }
 
     /// \brief Erases the entries whose real UID is in `uids` and adds their (non-zero)

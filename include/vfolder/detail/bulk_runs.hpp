@@ -67,7 +67,8 @@ void sorted_runs(std::span<T> v, Emit&& emit) {
     T const mn = *mn_it;
     T const mx = *mx_it;
     std::uint64_t const span_bits = static_cast<std::uint64_t>(mx - mn) + 1u;
-    if (v.size() >= 64 && span_bits / 128u <= v.size()) {
+    // span_bits wraps to 0 for a 64-bit T holding both 0 and max: not dense.
+    if (v.size() >= 64 && span_bits != 0 && span_bits / 128u <= v.size()) {
         std::size_t const words = static_cast<std::size_t>((span_bits + 63u) / 64u);
         std::vector<std::uint64_t> bits(words, 0);
         for (T x : v) {

@@ -1,0 +1,159 @@
+// The fixture interface of the backend conformance suite (backend_conformance_test.cpp),
+// and the fixtures of the memory adapter.
+//
+// The suite is written once, as TEST_CASE_TEMPLATEs over a fixture type F. A fixture
+// owns one fresh, empty mailbox and the backend object under test; it also offers the
+// host-side operations the suite needs that are not part of vfolder::backend (another
+// client delivering mail or changing flags, the mailbox being deleted). An adapter adds
+// itself to the suite by writing a fixture and adding it to VFOLDER_BACKEND_FIXTURES.
+//
+// A fixture F provides (checked by the concept `backend_fixture` below):
+//
+//   F()                         a fresh mailbox with no messages, and a backend over it
+//                               (already open, if the backend is openable)
+//   using backend_type          the type under test; models vfolder::backend
+//   backend_type& backend()     the object under test (always the same object)
+//   std::string mailbox_name()  the name the backend reports, and that its errors name
+//   uid append(received, flags, keywords, size)
+//                               delivers a message the way another client would; returns
+//                               its UID. `\Recent` in `flags` is not stored.
+//   void host_set_flags(u, f)   replaces the system flags of existing message u
+//   void host_set_keywords(u, k) replaces the keywords of existing message u
+//   void host_expunge(u)        expunges existing message u
+//   void delete_mailbox()       deletes the mailbox; the backend object stays alive
+//   void recreate_mailbox()     deletes the mailbox and creates an empty one of the same
+//                               name (a new mailbox: rule B1 applies across the two)
+//   bool fail_next(op, e)       makes the next backend call of `op` fail with `e` and
+//                               return true, or returns false (and does nothing) when the
+//                               adapter has no fault injection: the failure subcases are
+//                               then skipped
+//
+// Host-side writes raise the mailbox's modseq the way the backend's own writes do (the
+// suite checks rule B5 through them too).
+#pragma once
+
+#include <vfolder/adapters/memory/memory_mailbox.hpp>
+#include <vfolder/any_backend.hpp>
+#include <vfolder/concepts.hpp>
+
+#include <doctest/doctest.h>
+
+#include <concepts>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+namespace vfolder_test {
+
+/// The interface every backend conformance fixture provides (see the file comment).
+template <class F>
+concept backend_fixture =
+    std::default_initializable<F> && vfolder::backend<typename F::backend_type> &&
+    requires(F& f, vfolder::uid u, vfolder::mail_time t, vfolder::flag_set fl,
+             vfolder::keyword_set k, std::uint64_t size, vfolder::backend_op op, vfolder::error e) {
+        { f.backend() } -> std::same_as<typename F::backend_type&>;
+        { f.mailbox_name() } -> std::convertible_to<std::string>;
+        { f.append(t, fl, k, size) } -> std::same_as<vfolder::uid>;
+        f.host_set_flags(u, fl);
+        f.host_set_keywords(u, k);
+        f.host_expunge(u);
+        f.delete_mailbox();
+        f.recreate_mailbox();
+        { f.fail_next(op, e) } -> std::same_as<bool>;
+    };
+
+/// The memory adapter's host side, shared by the two memory fixtures: a memory_world with
+/// one mailbox, "Archive/2020", whose name has a hierarchy level (error messages must
+/// name it whole).
+class memory_host {
+public:
+    memory_host() { REQUIRE(world_.create(name_).has_value()); }
+
+    [[nodiscard]] std::string mailbox_name() const { return name_; }
+
+    vfolder::uid append(vfolder::mail_time received, vfolder::flag_set flags,
+                        vfolder::keyword_set keywords, std::uint64_t size) {
+        return box().append(received, {flags, std::move(keywords)}, {}, size);
+    }
+    void host_set_flags(vfolder::uid u, vfolder::flag_set f) {
+        REQUIRE(box().modify_flags(u, vfolder::modify_op::replace, f));
+    }
+    void host_set_keywords(vfolder::uid u, vfolder::keyword_set const& k) {
+        REQUIRE(box().modify_keywords(u, vfolder::modify_op::replace, k));
+    }
+    void host_expunge(vfolder::uid u) { REQUIRE(box().expunge_one(u)); }
+    void delete_mailbox() { REQUIRE(world_.remove(name_).has_value()); }
+    void recreate_mailbox() {
+        delete_mailbox();
+        REQUIRE(world_.create(name_).has_value());
+    }
+    bool fail_next(vfolder::backend_op op, vfolder::error e) {
+        box().fail_next(op, 1, std::move(e));
+        return true;
+    }
+
+    [[nodiscard]] vfolder::memory_world& world() noexcept { return world_; }
+    [[nodiscard]] vfolder::memory_mailbox& box() {
+        auto* b = world_.find(name_);
+        REQUIRE(b != nullptr);
+        return *b;
+    }
+
+private:
+    std::string name_ = "Archive/2020";
+    // A first validity well away from 1, so that a UID and a validity are never equal by
+    // accident in a test.
+    vfolder::memory_world world_{1000};
+};
+
+/// memory_backend over a mailbox of a memory_world.
+class memory_fixture : public memory_host {
+public:
+    using backend_type = vfolder::memory_backend;
+    memory_fixture() { REQUIRE(be_.open().has_value()); }
+    [[nodiscard]] backend_type& backend() noexcept { return be_; }
+
+private:
+    backend_type be_{world(), mailbox_name()};
+};
+
+/// The same memory_backend behind any_backend (the type erasure must forward every call
+/// and every error unchanged).
+class any_memory_fixture : public memory_host {
+public:
+    using backend_type = vfolder::any_backend;
+    any_memory_fixture() { REQUIRE(be_.open().has_value()); }
+    [[nodiscard]] backend_type& backend() noexcept { return be_; }
+
+private:
+    backend_type be_{vfolder::memory_backend(world(), mailbox_name())};
+};
+
+static_assert(backend_fixture<memory_fixture>);
+static_assert(backend_fixture<any_memory_fixture>);
+
+} // namespace vfolder_test
+
+// uid_set in failure messages: "{1:3,7}".
+template <>
+struct doctest::StringMaker<vfolder::uid_set> {
+    static doctest::String convert(vfolder::uid_set const& s) {
+        std::string out = "{";
+        bool first = true;
+        for (auto const& r : s) {
+            if (!first) out += ',';
+            first = false;
+            out += std::to_string(r.first);
+            if (r.last != r.first) out += ':' + std::to_string(r.last);
+        }
+        out += '}';
+        return out.c_str();
+    }
+};
+
+TYPE_TO_STRING_AS("memory_backend", vfolder_test::memory_fixture);
+TYPE_TO_STRING_AS("any_backend(memory_backend)", vfolder_test::any_memory_fixture);
+
+/// The fixtures every backend conformance test case runs over. An adapter adds its own
+/// here (and includes its fixture header in backend_conformance_test.cpp).
+#define VFOLDER_BACKEND_FIXTURES vfolder_test::memory_fixture, vfolder_test::any_memory_fixture
