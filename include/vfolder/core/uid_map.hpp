@@ -24,17 +24,7 @@
 #include <vfolder/config.hpp>
 #include <vfolder/core/seq_range_set.hpp>
 
-// GCC 12 reports a false -Wstringop-overflow in boost::container::vector's reallocation
-// path when it is inlined into a push_back on a vector it believes empty; the warning is
-// attributed to the boost header, so it is silenced for that header only.
-#if defined(__GNUC__) && !defined(__clang__)
-#  pragma GCC diagnostic push
-#  pragma GCC diagnostic ignored "-Wstringop-overflow"
-#endif
-#include <boost/container/vector.hpp>
-#if defined(__GNUC__) && !defined(__clang__)
-#  pragma GCC diagnostic pop
-#endif
+#include <vfolder/detail/boost_vector.hpp>
 
 #include <algorithm>
 #include <concepts>
