@@ -18,7 +18,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -36,7 +35,6 @@ using namespace vfolder;
 using folder_t = folder<memory_provider, memory_store>;
 
 constexpr std::int64_t base_time = 1580515200; // 1-Feb-2020 00:00:00 UTC
-constexpr std::int64_t one_day = 86400;
 mail_time at(std::int64_t seconds) { return mail_time{base_time + seconds}; }
 
 uid_set set_of(std::initializer_list<std::uint32_t> values) {
@@ -1069,11 +1067,7 @@ TEST_CASE("folder: a definition that names the folder itself is not_possible") {
 TEST_CASE("folder: at most max_open_backends are open, 64 by default") {
     CHECK(folder_options{}.max_open_backends == 64);
     env e;
-    for (int i = 0; i < 70; ++i) {
-        char name[8];
-        std::snprintf(name, sizeof name, "M%02d", i);
-        e.box(name).append(at(i));
-    }
+    for (int i = 0; i < 70; ++i) e.box((i < 10 ? "M0" : "M") + std::to_string(i)).append(at(i));
     knobs k;
     auto o = e.options();
     o.max_open_backends = folder_options{}.max_open_backends;
