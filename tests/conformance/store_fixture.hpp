@@ -27,6 +27,7 @@
 #pragma once
 
 #include <vfolder/adapters/memory/memory_store.hpp>
+#include <vfolder/adapters/mmap/mmap_store.hpp>
 #include <vfolder/concepts.hpp>
 #include <vfolder/mail/view_state.hpp>
 
@@ -34,6 +35,8 @@
 
 #include <concepts>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -90,6 +93,59 @@ private:
 };
 
 static_assert(store_fixture<memory_store_fixture>);
+
+/// mmap_store in a fresh temp directory (mkdtemp, removed afterwards); reopen closes the
+/// store (releasing its lock) and opens the directory again, as a restarted process would.
+/// Small checkpoint threshold so that checkpoints happen within the suite's runs.
+class mmap_store_fixture {
+public:
+    using store_type = vfolder::mmap_store;
+
+    mmap_store_fixture() {
+        std::string t = (std::filesystem::temp_directory_path() / "vfolder-conformance-XXXXXX").string();
+        REQUIRE(::mkdtemp(t.data()) != nullptr);
+        tmp_ = t;
+        dir_ = tmp_ + "/Virtual folder";
+        opt_.checkpoint_min_bytes = 512;
+        reopen();
+    }
+    mmap_store_fixture(mmap_store_fixture const&) = delete;
+    mmap_store_fixture& operator=(mmap_store_fixture const&) = delete;
+    ~mmap_store_fixture() {
+        store_.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(tmp_, ec);
+    }
+
+    [[nodiscard]] store_type& store() { return *store_; }
+    void reopen() {
+        store_.reset();
+        auto r = vfolder::mmap_store::open(dir_, opt_);
+        REQUIRE_MESSAGE(r.has_value(), (r.has_value() ? std::string() : r.error_value().message));
+        store_ = std::make_unique<store_type>(std::move(*r));
+    }
+    bool plant(vfolder::view_state s) {
+        auto r = store_->plant(s);
+        REQUIRE_MESSAGE(r.has_value(), (r.has_value() ? std::string() : r.error_value().message));
+        return true;
+    }
+    bool crash_next_commit(bool lands) {
+        store_->crash_next_commit(lands);
+        return true;
+    }
+    bool fail_next_commit(vfolder::error e) {
+        store_->fail_next_commit(std::move(e));
+        return true;
+    }
+
+private:
+    std::string tmp_;
+    std::string dir_;
+    vfolder::mmap_store::options opt_;
+    std::unique_ptr<store_type> store_;
+};
+
+static_assert(store_fixture<mmap_store_fixture>);
 
 // ---------------------------------------------------------------- builders
 
@@ -173,6 +229,7 @@ struct doctest::StringMaker<vfolder::view_state> {
 };
 
 TYPE_TO_STRING_AS("memory_store", vfolder_test::memory_store_fixture);
+TYPE_TO_STRING_AS("mmap_store", vfolder_test::mmap_store_fixture);
 
 /// The fixtures every store conformance test case runs over. An adapter adds its own here.
-#define VFOLDER_STORE_FIXTURES vfolder_test::memory_store_fixture
+#define VFOLDER_STORE_FIXTURES vfolder_test::memory_store_fixture, vfolder_test::mmap_store_fixture
