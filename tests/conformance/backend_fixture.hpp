@@ -33,6 +33,7 @@
 #pragma once
 
 #include <vfolder/adapters/memory/memory_mailbox.hpp>
+#include <vfolder/adapters/mmap/mmap_mailbox.hpp>
 #include <vfolder/any_backend.hpp>
 #include <vfolder/concepts.hpp>
 
@@ -40,6 +41,8 @@
 
 #include <concepts>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -132,6 +135,71 @@ private:
 static_assert(backend_fixture<memory_fixture>);
 static_assert(backend_fixture<any_memory_fixture>);
 
+/// mmap_mailbox over a mailbox directory in a fresh temporary directory; the host side is
+/// a second handle on the same directory (another process's writes, seen through the
+/// index refresh). No fault injection (the failure subcases are skipped).
+class mmap_fixture {
+public:
+    using backend_type = vfolder::mmap_mailbox;
+    mmap_fixture() {
+        std::string t = (std::filesystem::temp_directory_path() / "vfolder-conf-XXXXXX").string();
+        REQUIRE(::mkdtemp(t.data()) != nullptr);
+        root_ = t;
+        dir_ = root_ + "/box";
+        REQUIRE(vfolder::mmap_mailbox::create(dir_, next_validity()).has_value());
+        be_ = vfolder::mmap_mailbox(dir_, {name_, std::chrono::milliseconds(10000), false});
+        host_ = vfolder::mmap_mailbox(dir_, {name_ + " (host)", std::chrono::milliseconds(10000), false});
+        REQUIRE(be_.open().has_value());
+    }
+    ~mmap_fixture() { std::filesystem::remove_all(root_); }
+    mmap_fixture(mmap_fixture const&) = delete;
+    mmap_fixture& operator=(mmap_fixture const&) = delete;
+
+    [[nodiscard]] backend_type& backend() noexcept { return be_; }
+    [[nodiscard]] std::string mailbox_name() const { return name_; }
+
+    vfolder::uid append(vfolder::mail_time received, vfolder::flag_set flags, vfolder::keyword_set keywords,
+                        std::uint64_t size) {
+        auto u = host_.append(std::string(static_cast<std::size_t>(size), 'x'), received, flags, keywords);
+        REQUIRE_MESSAGE(u.has_value(), u.error_value().message);
+        return *u;
+    }
+    void host_set_flags(vfolder::uid u, vfolder::flag_set f) {
+        REQUIRE(host_.update_flags(one(u), vfolder::modify_op::replace, f).has_value());
+    }
+    void host_set_keywords(vfolder::uid u, vfolder::keyword_set const& k) {
+        REQUIRE(host_.update_keywords(one(u), vfolder::modify_op::replace, k).has_value());
+    }
+    void host_expunge(vfolder::uid u) { REQUIRE(host_.expunge(one(u)).has_value()); }
+    void delete_mailbox() {
+        host_.close();
+        REQUIRE(vfolder::mmap_mailbox::remove(dir_).has_value());
+    }
+    void recreate_mailbox() {
+        delete_mailbox();
+        REQUIRE(vfolder::mmap_mailbox::create(dir_, next_validity()).has_value());
+    }
+    bool fail_next(vfolder::backend_op, vfolder::error) { return false; }
+
+private:
+    static vfolder::uid_set one(vfolder::uid u) {
+        vfolder::uid_set s;
+        s.add(vfolder::value(u));
+        return s;
+    }
+    static vfolder::uid_validity next_validity() {
+        static std::uint32_t v = 5000;
+        return vfolder::uid_validity{++v};
+    }
+    std::string name_ = "Archive/2020";
+    std::string root_;
+    std::string dir_;
+    backend_type be_{""};
+    backend_type host_{""};
+};
+
+static_assert(backend_fixture<mmap_fixture>);
+
 } // namespace vfolder_test
 
 // uid_set in failure messages: "{1:3,7}".
@@ -153,7 +221,9 @@ struct doctest::StringMaker<vfolder::uid_set> {
 
 TYPE_TO_STRING_AS("memory_backend", vfolder_test::memory_fixture);
 TYPE_TO_STRING_AS("any_backend(memory_backend)", vfolder_test::any_memory_fixture);
+TYPE_TO_STRING_AS("mmap_mailbox", vfolder_test::mmap_fixture);
 
 /// The fixtures every backend conformance test case runs over. An adapter adds its own
 /// here (and includes its fixture header in backend_conformance_test.cpp).
-#define VFOLDER_BACKEND_FIXTURES vfolder_test::memory_fixture, vfolder_test::any_memory_fixture
+#define VFOLDER_BACKEND_FIXTURES \
+    vfolder_test::memory_fixture, vfolder_test::any_memory_fixture, vfolder_test::mmap_fixture
