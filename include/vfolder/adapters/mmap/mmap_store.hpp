@@ -516,8 +516,16 @@ public:
     /// Refuses non-local filesystems (`errc::not_possible`); a held lock is
     /// `errc::temporary` after the timeout. Reads nothing yet.
     [[nodiscard]] static result<mmap_store> open(std::string dir, options opt) {
-        if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        if (::mkdir(dir.c_str(), 0700) == 0) {
+            // The new directory's entry must be durable before anything in it counts.
+            auto const slash = dir.find_last_of('/');
+            std::string const parent = slash == std::string::npos ? std::string(".")
+                                       : slash == 0                ? std::string("/")
+                                                                   : dir.substr(0, slash);
+            if (auto r = mmap_detail::sync_dir(parent); !r) return std::move(r).error_value();
+        } else if (errno != EEXIST) {
             return mmap_detail::sys_error(errno, "cannot create directory", dir);
+        }
         if (auto r = mmap_detail::check_local_filesystem(dir); !r) return std::move(r).error_value();
         auto lock = mmap_detail::unique_fd::open(dir + "/lock", O_RDWR | O_CREAT, 0600);
         if (!lock) return std::move(lock).error_value();
