@@ -669,3 +669,83 @@ TEST_CASE("mmap_store: crash test (a child SIGKILLed while committing)") {
         }
     }
 }
+
+TEST_CASE("mmap_store: hostile counts, sizes, sequence numbers and foreign records") {
+    fixture f;
+    f.commit_ok(rebuild());
+    f.close();
+    auto const cp = read_all(f.cp());
+    auto const log = read_all(f.log());
+    std::uint64_t const log_id = md::load_le<std::uint64_t>(log.data() + 8);
+    auto const expect = [&](std::string_view field) {
+        f.reopen();
+        auto r = f.store().load();
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error_value().is(errc::corrupted));
+        CHECK_MESSAGE(r.error_value().message.find(field) != std::string::npos, r.error_value().message);
+        f.close();
+    };
+
+    SUBCASE("a count far beyond the file, with valid CRCs") {
+        sd::writer w;
+        w.u8(1);
+        sd::put(w, view_header{uid_validity{7}, uid{20}, 3, 42});
+        w.u32(0xFFFFFFFFU); // backends
+        write_all(f.cp(), sd::frame_checkpoint(0xABCDEF12345ULL, w.out));
+        expect("state.backend_count");
+        w.out.resize(w.out.size() - 4);
+        w.u32(0);
+        w.u32(0x10000000U); // messages
+        write_all(f.cp(), sd::frame_checkpoint(0xABCDEF12345ULL, w.out));
+        expect("state.message_count");
+    }
+    SUBCASE("a string length past the end") {
+        sd::writer w;
+        w.u8(1);
+        sd::put(w, view_header{uid_validity{7}, uid{20}, 3, 42});
+        w.u32(1);
+        w.u32(1);          // box
+        w.u32(0x7FFFFFFF); // name length
+        for (int i = 0; i < 40; ++i) w.u8(0);
+        write_all(f.cp(), sd::frame_checkpoint(0xABCDEF12345ULL, w.out));
+        expect("backend.name");
+    }
+    SUBCASE("a file over max_file_bytes") {
+        f.opt.max_file_bytes = 64;
+        expect("too large");
+    }
+    SUBCASE("a well-framed record with the wrong seq") {
+        auto v = log;
+        auto const rec = sd::frame_record(log_id, 7, sd::encode_delta(view_delta{}));
+        v.insert(v.end(), rec.begin(), rec.end());
+        write_all(f.log(), v);
+        expect("record.seq");
+    }
+    SUBCASE("a well-framed record that does not apply") {
+        auto v = log;
+        view_delta d;
+        d.updated = {vmsg(3, 1, 1)};
+        auto const rec = sd::frame_record(log_id, 2, sd::encode_delta(d));
+        v.insert(v.end(), rec.begin(), rec.end());
+        write_all(f.log(), v);
+        expect("does not apply");
+    }
+    SUBCASE("a record framed for another log fails its CRC: a torn tail, dropped") {
+        auto v = log;
+        view_delta d;
+        d.expunged = uid_set{{2, 2}};
+        auto const rec = sd::frame_record(log_id ^ 1, 2, sd::encode_delta(d));
+        v.insert(v.end(), rec.begin(), rec.end());
+        write_all(f.log(), v);
+        f.reopen();
+        CHECK(f.load_ok()->messages.size() == 5);
+        CHECK(file_size(f.log()) == log.size());
+    }
+    SUBCASE("a garbage log header") {
+        auto v = log;
+        v.resize(20);
+        write_all(f.log(), v);
+        expect("log.");
+    }
+    CHECK(cp.size() > 32);
+}
