@@ -7,7 +7,10 @@
 
 #include <doctest/doctest.h>
 
+#include <vfolder/adapters/memory/memory_mailbox.hpp>
+#include <vfolder/adapters/memory/memory_store.hpp>
 #include <vfolder/concepts.hpp>
+#include <vfolder/engine/folder.hpp>
 #include <vfolder/mail/view_state.hpp>
 
 #include <algorithm>
@@ -748,4 +751,58 @@ TEST_CASE("mmap_store: hostile counts, sizes, sequence numbers and foreign recor
         expect("log.");
     }
     CHECK(cp.size() > 32);
+}
+
+TEST_CASE("mmap_store: the engine over it, against memory_store, across folder reopens") {
+    // The same mail and the same syncs through a folder over memory_store and one over
+    // mmap_store; the mmap folder is closed and reopened (new process) between syncs.
+    temp_dir tmp;
+    std::string const dir = tmp.path + "/Unseen";
+    memory_world mail;
+    memory_store_world stores;
+    auto* inbox = *mail.create("INBOX");
+    auto* work = *mail.create("Work");
+    inbox->append(mail_time{1700000300}, {system_flag::seen, {}});
+    work->append(mail_time{1700000100});
+    inbox->append(mail_time{1700000400});
+    auto def = folder_definition::make({"INBOX", "Work"}, "unseen");
+    REQUIRE(def);
+    using mem_folder = folder<memory_provider, memory_store>;
+    using disk_folder = folder<memory_provider, mmap_store>;
+    auto m = mem_folder::open(*def, memory_provider(mail), memory_store(stores, "Unseen"));
+    REQUIRE(m);
+    auto const views = [](auto const& f) {
+        std::vector<std::pair<std::uint32_t, std::uint32_t>> v;
+        f.for_each([&](folder_message const& x) { v.emplace_back(value(x.vuid), x.flags.bits()); });
+        return v;
+    };
+    uid_validity validity{};
+    auto const open_disk = [&] {
+        auto s = mmap_store::open(dir);
+        REQUIRE_MESSAGE(s, what(s));
+        auto f = disk_folder::open(*def, memory_provider(mail), std::move(*s));
+        REQUIRE_MESSAGE(f, what(f));
+        return std::move(*f);
+    };
+    {
+        auto d = open_disk();
+        REQUIRE(m->sync(sync_flags::reopen));
+        REQUIRE(d.sync(sync_flags::reopen));
+        CHECK(views(*m) == views(d));
+        CHECK(m->status().uid_next == d.status().uid_next);
+        validity = d.status().validity;
+    }
+    for (int round = 0; round < 4; ++round) {
+        CAPTURE(round);
+        work->append(mail_time{1700000500 + round});
+        inbox->modify_flags(uid{2}, modify_op::add, system_flag::flagged);
+        if (round == 2) work->modify_flags(uid{1}, modify_op::add, system_flag::seen);
+        auto d = open_disk();
+        REQUIRE(m->sync());
+        REQUIRE(d.sync(sync_flags::reopen));
+        REQUIRE(m->sync(sync_flags::reopen));
+        CHECK(views(*m) == views(d));
+        CHECK(m->status().uid_next == d.status().uid_next);
+        CHECK(d.status().validity == validity); // the reopened folder continued, not rebuilt
+    }
 }
