@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -312,5 +313,147 @@ TEST_CASE("mmap_mailbox: truncation at every offset gives corrupted or an older 
         write_file(dir + "/index", f);
         INFO("size ", n);
         check_opens_or_corrupt(dir, {});
+    }
+}
+
+TEST_CASE("mmap_mailbox: random operations match memory_mailbox") {
+    temp_dir t;
+    std::string const dir = t.path + "/diff";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{31}).has_value());
+    mmap_mailbox m(dir, {"Diff"});
+    memory_mailbox ref("Diff", uid_validity{31});
+    std::mt19937 rng(12345);
+    auto pick = [&](std::uint32_t n) { return static_cast<std::uint32_t>(rng() % n); };
+    std::vector<char const*> const pool{"Work", "$Label1", "Later", "work", "$Junk", "Private"};
+    auto random_kw = [&] {
+        keyword_set k;
+        std::uint32_t const n = pick(3);
+        for (std::uint32_t i = 0; i < n; ++i) k.insert(pool[pick(static_cast<std::uint32_t>(pool.size()))]);
+        return k;
+    };
+    auto random_set = [&] {
+        uid_set s;
+        std::uint32_t const hi = value(ref.next_uid()) + 2;
+        std::uint32_t const n = 1 + pick(4);
+        for (std::uint32_t i = 0; i < n; ++i) {
+            std::uint32_t const a = 1 + pick(hi);
+            s.add_range(a, a + pick(3));
+        }
+        return s;
+    };
+    std::vector<search_program> progs;
+    for (char const* p : {"all", "seen", "unseen flagged", "keyword Work", "or deleted keyword $Label1",
+                          "larger 5", "since 2-Jan-1970", "not keyword Later"}) {
+        auto r = search_program::parse(p);
+        REQUIRE(r.has_value());
+        progs.push_back(*r);
+    }
+    std::vector<std::uint64_t> marks{0};
+    for (int step = 0; step < 150; ++step) {
+        INFO("step ", step);
+        std::uint32_t const op = pick(100);
+        if (op < 35) {
+            mail_time const d{static_cast<std::int64_t>(pick(200000))};
+            flag_set const f = flag_set::from_bits(static_cast<std::uint8_t>(pick(64)));
+            keyword_set const k = random_kw();
+            std::uint64_t const size = pick(12);
+            auto u = m.append(std::string(size, 'm'), d, f, k);
+            REQUIRE(u.has_value());
+            CHECK(*u == ref.append(d, {f, k}, {}, size));
+        } else if (op < 55) {
+            auto const s = random_set();
+            auto const o = static_cast<modify_op>(pick(3));
+            flag_set const f = flag_set::from_bits(static_cast<std::uint8_t>(pick(64)));
+            REQUIRE(m.update_flags(s, o, f).has_value());
+            ref.update_flags_now(s, o, f);
+        } else if (op < 75) {
+            auto const s = random_set();
+            auto const o = static_cast<modify_op>(pick(3));
+            auto const k = random_kw();
+            REQUIRE(m.update_keywords(s, o, k).has_value());
+            ref.update_keywords_now(s, o, k);
+        } else if (op < 88) {
+            auto const s = random_set();
+            REQUIRE(m.expunge(s).has_value());
+            ref.expunge_now(s);
+        } else if (op < 93) {
+            REQUIRE(m.compact().has_value());
+        } else {
+            m.close();
+            REQUIRE(m.open().has_value());
+        }
+        auto st = m.status();
+        REQUIRE(st.has_value());
+        auto const rs = ref.status_now();
+        CHECK(st->exists == rs.exists);
+        CHECK(st->uid_next == rs.uid_next);
+        CHECK(value(st->highest_modseq) == value(rs.highest_modseq) + 1); // mmap starts at 1
+        marks.push_back(value(rs.highest_modseq));
+        for (auto const& p : progs) CHECK(*m.search(p) == ref.search_now(p));
+        auto const within = random_set();
+        CHECK(*m.search(progs[1], within) == ref.search_now(progs[1], within));
+        uid_set all;
+        all.add_range(1, 0xFFFFFFFEU);
+        CHECK(*m.fetch(all, fetch_fields::all) == ref.fetch_now(all, fetch_fields::all));
+        std::uint64_t const since = marks[pick(static_cast<std::uint32_t>(marks.size()))];
+        auto c = m.changes_since(modseq{since + 1});
+        REQUIRE(c.has_value());
+        auto const rc = ref.changes_now(modseq{since});
+        CHECK(c->changed == rc.changed);
+        REQUIRE(c->expunged.has_value());
+        CHECK(*c->expunged == *rc.expunged);
+    }
+}
+
+TEST_CASE("mmap_mailbox: SIGKILL during appends loses no acknowledged message") {
+    temp_dir t;
+    std::string const dir = t.path + "/crash";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{5}).has_value());
+    std::mt19937 rng(777);
+    for (int round = 0; round < 3; ++round) {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        pid_t const pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::close(fds[0]);
+            mmap_mailbox c(dir);
+            for (std::uint32_t i = 0;; ++i) {
+                std::string body = "message " + std::to_string(i);
+                auto u = c.append(body, mail_time{static_cast<std::int64_t>(i)}, system_flag::seen);
+                if (!u) {
+                    std::fprintf(stderr, "child: %s\n", u.error_value().message.c_str());
+                    ::_exit(2);
+                }
+                if (i % 3 == 0 && !c.update_flags(uid_set{{value(*u), value(*u)}}, modify_op::add, system_flag::flagged)) ::_exit(3);
+                std::uint32_t const v = value(*u);
+                if (::write(fds[1], &v, sizeof v) != static_cast<ssize_t>(sizeof v)) ::_exit(4);
+            }
+        }
+        ::close(fds[1]);
+        ::usleep(static_cast<useconds_t>(20000 + rng() % 80000));
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        INFO("child status ", status);
+        CHECK(WIFSIGNALED(status));
+        std::vector<std::uint32_t> acked;
+        std::uint32_t v = 0;
+        while (::read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) acked.push_back(v);
+        ::close(fds[0]);
+        INFO("round ", round, ": ", acked.size(), " acknowledged");
+        CHECK(acked.size() > 0);
+        mmap_mailbox m(dir);
+        REQUIRE(m.open().has_value());
+        auto snap = snapshot(m);
+        REQUIRE(snap.has_value());
+        uid_set present;
+        for (auto const& r : snap->recs) present.add(value(r.id));
+        for (auto u : acked) {
+            CHECK(present.contains(u));
+            CHECK(m.read_message(uid{u}).has_value());
+        }
+        // The mailbox stays writable after the crash.
+        REQUIRE(m.append("after", mail_time{1}).has_value());
     }
 }

@@ -86,14 +86,18 @@ private:
     std::size_t n_ = 0;
 };
 
+/// \brief A random non-zero u64 (file ids, staging names); reseeded after fork().
 [[nodiscard]] inline std::uint64_t random_u64() {
-    static thread_local std::mt19937_64 rng([] {
+    static thread_local std::mt19937_64 rng;
+    static thread_local pid_t seeded_for = 0;
+    if (seeded_for != ::getpid()) {
+        seeded_for = ::getpid();
         std::random_device rd;
         std::uint64_t s = (std::uint64_t{rd()} << 32) ^ rd();
         s ^= static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-        s ^= static_cast<std::uint64_t>(::getpid()) << 17;
-        return s;
-    }());
+        s ^= static_cast<std::uint64_t>(seeded_for) << 17;
+        rng.seed(s);
+    }
     std::uint64_t v = 0;
     while (v == 0) v = rng();
     return v;
@@ -543,9 +547,13 @@ public:
         if (bytes.size() > max_message_size) return ctx(error{errc::invalid_argument, "message too large"});
         // 1. Stage outside any lock.
         if (auto r = ensure_open(); !r) return std::move(r).error_value();
-        std::string const tmp = dir_ + "/tmp/" + std::to_string(random_u64());
+        std::string tmp = dir_ + "/tmp/" + std::to_string(random_u64());
         {
             auto fd = unique_fd::open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+            for (int attempt = 0; !fd && fd.error_value().is(errc::already_exists) && attempt < 8; ++attempt) {
+                tmp = dir_ + "/tmp/" + std::to_string(random_u64());
+                fd = unique_fd::open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+            }
             if (!fd) return ctx(std::move(fd).error_value());
             auto const data = std::as_bytes(std::span(bytes.data(), bytes.size()));
             if (auto r = fd->pwrite_all(data, 0); !r) {
