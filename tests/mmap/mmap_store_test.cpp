@@ -806,3 +806,53 @@ TEST_CASE("mmap_store: the engine over it, against memory_store, across folder r
         CHECK(d.status().validity == validity); // the reopened folder continued, not rebuilt
     }
 }
+
+TEST_CASE("mmap_store: a missing checkpoint is nothing committed; a missing log after one is corrupted") {
+    history h(16, 4);
+    fixture f;
+    for (auto const& d : h.deltas) f.commit_ok(d);
+    f.close();
+    auto const cp = read_all(f.cp());
+    SUBCASE("no checkpoint (reset interrupted between its two unlinks): nothing, log ignored") {
+        std::filesystem::remove(f.cp());
+        f.reopen();
+        CHECK_FALSE(f.load_ok().has_value());
+        f.commit_ok(h.deltas[0]); // starts from an empty state, the old log is not replayed
+        f.reopen();
+        CHECK(f.load_ok() == h.states[1]);
+    }
+    SUBCASE("no log after a checkpoint of a state") {
+        // (After the first commit's checkpoint of nothing, a lost log reads as nothing
+        // committed: the engine rebuilds. After a checkpoint of a state, it must not read
+        // as that older state.)
+        f.reopen();
+        REQUIRE(f.store().plant(*h.states[2]).has_value());
+        CHECK(f.load_ok() == h.states[2]);
+        f.close();
+        std::filesystem::remove(f.log());
+        f.reopen();
+        auto r = f.store().load();
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error_value().is(errc::corrupted));
+        CHECK(r.error_value().message.find("log is missing") != std::string::npos);
+        REQUIRE(f.store().reset().has_value());
+        CHECK_FALSE(f.load_ok().has_value());
+    }
+    SUBCASE("a first commit that stops between the checkpoint and the log: nothing") {
+        fixture g;
+        hooks_guard guard;
+        md::io_hooks().write = [](std::string_view p, std::uint64_t, std::size_t) {
+            return ends_with(p, "/log.tmp") ? md::write_decision{ENOSPC, SIZE_MAX} : md::write_decision{};
+        };
+        CHECK_FALSE(g.store().commit(h.deltas[0]).has_value());
+        md::io_hooks().write = nullptr;
+        CHECK(std::filesystem::exists(g.cp()));
+        CHECK_FALSE(std::filesystem::exists(g.log()));
+        g.reopen();
+        CHECK_FALSE(g.load_ok().has_value());
+        g.commit_ok(h.deltas[0]);
+        g.reopen();
+        CHECK(g.load_ok() == h.states[1]);
+    }
+    CHECK(cp.size() > 32);
+}

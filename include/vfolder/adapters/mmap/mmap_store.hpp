@@ -44,7 +44,8 @@
 /// commit is durable, and its failure only poisons the object (the commit succeeded).
 ///
 /// Loading: a missing checkpoint is "nothing committed" (any log is then ignored). The
-/// checkpoint must verify entirely; the log's header must verify; a log whose base id is
+/// checkpoint must verify entirely; a missing log is fine only after a checkpoint of an
+/// absent state (else corrupted); the log's header must verify; a log whose base id is
 /// not the checkpoint's is stale (a crash between a checkpoint and the log reset) and is
 /// ignored. Records replay in order; a bad record (bad magic, header CRC, length past the
 /// end of file, payload CRC) with no valid record header after it is a torn last commit and
@@ -716,7 +717,12 @@ private:
             loaded_ = true;
             return {};
         }
-        if (*lg) {
+        if (!*lg && mem_.present) {
+            // Logs are only ever replaced by rename, and the first checkpoint of a state
+            // (written before its log) is of an absent one: this log was lost.
+            corrupted_ = error{errc::corrupted, "corrupted mmap_store " + dir_ + ": the log is missing"};
+            mem_.clear();
+        } else if (*lg) {
             auto r = parse_log(**lg, lpath, fd);
             if (!r) return std::move(r).error_value();
             if (auto& e = *r) {
