@@ -909,12 +909,12 @@ private:
         // W7
         unlock_file(plock_);
         // W8: apply our own entries (validated like any reader would).
-        mailbox_state s = st_;
-        if (auto r = replay_tail(s, h, t.bytes.data(), fd_.path()); !r) {
-            poisoned_ = true; // state on disk is G+1; reload next call
+        // On failure (a bug: we just built these entries) the half-applied state is never
+        // used: the poisoned handle reloads from disk on the next call.
+        if (auto r = replay_tail(st_, h, t.bytes.data(), fd_.path()); !r) {
+            poisoned_ = true;
             return r;
         }
-        st_ = std::move(s);
         return {};
     }
 

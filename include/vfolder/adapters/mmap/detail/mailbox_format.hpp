@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 VFOLDER_BEGIN_NAMESPACE
 namespace mmap_detail {
