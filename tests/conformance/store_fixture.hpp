@@ -1,5 +1,5 @@
 // The fixture interface of the view_store conformance suite (store_conformance_test.cpp),
-// the fixture of memory_store, and helpers to build view states and deltas (also used by
+// the fixtures of memory_store and mmap_store, and helpers to build view states and deltas (also used by
 // tests/adapters/memory_store_test.cpp and tests/mail/view_state_test.cpp).
 //
 // The suite is written once, as TEST_CASE_TEMPLATEs over a fixture type F. A fixture owns
