@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -647,6 +648,9 @@ int main(int argc, char** argv) {
         return rc;
     } catch (command_error const& e) {
         std::cerr << "scenario_replay: " << e.message << '\n';
+        return 2;
+    } catch (std::exception const& e) { // caught, so the temporary directory is removed
+        std::cerr << "scenario_replay: " << e.what() << '\n';
         return 2;
     }
 }
