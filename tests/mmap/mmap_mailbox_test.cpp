@@ -431,14 +431,17 @@ TEST_CASE("mmap_mailbox: SIGKILL during appends loses no acknowledged message") 
             }
         }
         ::close(fds[1]);
-        ::usleep(static_cast<useconds_t>(20000 + rng() % 80000));
+        std::vector<std::uint32_t> acked;
+        std::uint32_t v = 0;
+        // Wait for the first acknowledgement (the machine may be slow), then kill at a
+        // random moment.
+        if (::read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) acked.push_back(v);
+        ::usleep(static_cast<useconds_t>(rng() % 60000));
         ::kill(pid, SIGKILL);
         int status = 0;
         ::waitpid(pid, &status, 0);
         INFO("child status ", status);
         CHECK(WIFSIGNALED(status));
-        std::vector<std::uint32_t> acked;
-        std::uint32_t v = 0;
         while (::read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) acked.push_back(v);
         ::close(fds[0]);
         INFO("round ", round, ": ", acked.size(), " acknowledged");
