@@ -329,9 +329,11 @@ private:
         std::uint64_t used = 0;                      // LRU tick
     };
 
-    struct add_item {
-        std::size_t box_index;
-        message_record meta;
+    struct add_item { // one message entering the view, as the date sort sees it
+        mail_time received;
+        uid real;
+        std::uint32_t box_index; // into boxes_ / plans
+        std::uint32_t pos;       // into plans[box_index].adds
     };
 
     struct box_plan {
@@ -339,6 +341,7 @@ private:
         bool drop = false;          // forget the box (deleted or gone)
         uid_set erase;              // real UIDs leaving the view now
         std::vector<message_record> adds;                 // entering, ascending UID, fetched
+        std::vector<uid> add_vuids;                       // at commit: the vuid of each of adds
         std::vector<std::pair<uid, message_record>> updates; // vuid -> new flags
         uid_set pending;
         backend_sync_record record;
@@ -725,24 +728,31 @@ private:
             });
         }
         report.expunged.merge(orphan_vuids_);
-        // Adds: one batch; ordered by received date when it spans several boxes.
+        // Adds: one batch; ordered by received date when it spans several boxes. The sort
+        // moves small keys, not the fetched records.
         std::vector<add_item> adds;
         std::size_t boxes_with_adds = 0;
         for (std::size_t i = 0; i < boxes_.size(); ++i) {
             if (plans[i].adds.empty()) continue;
             ++boxes_with_adds;
-            for (auto& m : plans[i].adds) adds.push_back({i, std::move(m)});
+            for (std::size_t j = 0; j < plans[i].adds.size(); ++j)
+                adds.push_back({plans[i].adds[j].received, plans[i].adds[j].id,
+                                static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j)});
         }
         if (boxes_with_adds > 1)
             std::stable_sort(adds.begin(), adds.end(), [](add_item const& a, add_item const& b) {
-                if (a.meta.received != b.meta.received) return a.meta.received < b.meta.received;
-                return a.meta.id < b.meta.id;
+                if (a.received != b.received) return a.received < b.received;
+                return a.real < b.real;
             });
         view_header header = header_;
+        d.appended.reserve(adds.size());
         for (auto const& a : adds) {
             uid const v = header.next_uid;
             header.next_uid = next(header.next_uid);
-            d.appended.push_back({v, boxes_[a.box_index].id, a.meta.id, a.meta.flags.storable(), a.meta.keywords});
+            auto& m = plans[a.box_index].adds[a.pos];
+            d.appended.push_back({v, boxes_[a.box_index].id, m.id, m.flags.storable(), std::move(m.keywords)});
+            plans[a.box_index].add_vuids.resize(plans[a.box_index].adds.size());
+            plans[a.box_index].add_vuids[a.pos] = v;
             report.added.add(value(v));
         }
         for (std::size_t i = 0; i < boxes_.size(); ++i) {
@@ -791,9 +801,10 @@ private:
                 b.saved = std::move(p.record);
             }
         }
+        for (std::size_t i = 0; i < boxes_.size(); ++i)
+            if (!plans[i].adds.empty()) add_members(boxes_[i], plans[i]);
+        recs_.reserve(recs_.size() + d.appended.size());
         for (auto const& a : d.appended) {
-            box* b = find_box_id(a.box);
-            b->members.insert(value(a.real_uid), value(a.vuid));
             recs_.push_back({a.vuid, a.box, a.real_uid, a.flags, a.keywords, true});
             if (a.flags.contains(system_flag::deleted)) deleted_vuids_.add(value(a.vuid));
         }
@@ -812,6 +823,27 @@ private:
     }
 
     // ------------------------------------------------------------ helpers
+    // Adds a box's entering messages (ascending UID) to its uid map: one bulk insert of
+    // the new UIDs, then their vuids; when all are above the map's last UID (new mail) the
+    // entries are the map's tail and take their vuids by index, else by binary search.
+    // Inserting them one by one in date order would shift the map once per message.
+    static void add_members(box& b, box_plan const& p) {
+        uid_set reals;
+        for (auto const& m : p.adds) reals.add(value(m.id));
+        auto const old_size = b.members.size();
+        bool const tail = (old_size == 0 || b.members.begin()[old_size - 1].real_uid < reals.front().first) &&
+                          std::adjacent_find(p.adds.begin(), p.adds.end(), [](auto const& x, auto const& y) {
+                              return !(x.id < y.id);
+                          }) == p.adds.end(); // strictly ascending (the fetch order, rule B6)
+        b.members.insert(reals);
+        for (std::size_t j = 0; j < p.adds.size(); ++j) {
+            if (tail)
+                b.members.assign_at(old_size + j, value(p.add_vuids[j]));
+            else
+                b.members.assign(value(p.adds[j].id), value(p.add_vuids[j]));
+        }
+    }
+
     // Boxes used at or after tick `keep_since` (if not 0) are not closed to make room.
     result<void> ensure_open(box& b, std::uint64_t keep_since = 0) {
         b.used = ++tick_;
