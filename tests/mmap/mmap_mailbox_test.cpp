@@ -460,3 +460,65 @@ TEST_CASE("mmap_mailbox: SIGKILL during appends loses no acknowledged message") 
         REQUIRE(m.append("after", mail_time{1}).has_value());
     }
 }
+
+TEST_CASE("mmap_mailbox: failed writes and fsyncs (W1, W2, W6) leave G or G+1, never half") {
+    temp_dir t;
+    std::string const dir = t.path + "/faults";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{3}).has_value());
+    mmap_mailbox m(dir, {"F"});
+    REQUIRE(m.append("x", mail_time{1}).has_value());
+    auto const before = snapshot(m);
+    REQUIRE(before.has_value());
+    auto is_index = [](std::string_view p) { return p.size() >= 6 && p.substr(p.size() - 6) == "/index"; };
+    struct reset_hooks {
+        ~reset_hooks() { io_hooks() = {}; }
+    } reset;
+    auto flagged = [&](mmap_mailbox& h) {
+        auto r = h.fetch(uid_set{{1, 1}}, fetch_fields::flags);
+        REQUIRE(r.has_value());
+        REQUIRE(r->size() == 1);
+        return (*r)[0].flags.contains(system_flag::flagged);
+    };
+
+    SUBCASE("W1: ENOSPC on the entries") {
+        io_hooks().write = [&](std::string_view p, std::uint64_t off, std::size_t) {
+            return is_index(p) && off >= 8192 ? write_decision{ENOSPC, SIZE_MAX} : write_decision{};
+        };
+        auto r = m.update_flags(uid_set{{1, 1}}, modify_op::add, system_flag::flagged);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error_value().is(errc::io));
+        CHECK(r.error_value().message.find("(for backend mailbox F)") != std::string::npos);
+        io_hooks() = {};
+        CHECK(*snapshot(m) == *before);
+        mmap_mailbox fresh(dir);
+        CHECK(*snapshot(fresh) == *before);
+    }
+    SUBCASE("W2: fdatasync of the entries fails: nothing published, handle poisoned then reloads") {
+        int n = 0;
+        io_hooks().fsync = [&](std::string_view p) { return is_index(p) && ++n == 2 ? EIO : 0; };
+        auto r = m.update_flags(uid_set{{1, 1}}, modify_op::add, system_flag::flagged);
+        REQUIRE_FALSE(r.has_value());
+        io_hooks() = {};
+        mmap_mailbox fresh(dir);
+        CHECK(*snapshot(fresh) == *before);
+        CHECK(*snapshot(m) == *before);
+    }
+    SUBCASE("W6: fdatasync of the slot fails: outcome unknown, the slot is withdrawn") {
+        int n = 0;
+        io_hooks().fsync = [&](std::string_view p) { return is_index(p) && ++n == 3 ? EIO : 0; };
+        auto r = m.update_flags(uid_set{{1, 1}}, modify_op::add, system_flag::flagged);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error_value().message.find("unknown") != std::string::npos);
+        io_hooks() = {};
+        mmap_mailbox fresh(dir);
+        auto v = snapshot(fresh);
+        REQUIRE(v.has_value());
+        CHECK(!flagged(fresh)); // the slot was zeroed: generation G
+        CHECK(*snapshot(m) == *v);
+    }
+    // In every case the mailbox stays writable.
+    REQUIRE(m.update_flags(uid_set{{1, 1}}, modify_op::add, system_flag::flagged).has_value());
+    CHECK(flagged(m));
+    mmap_mailbox again(dir);
+    CHECK(flagged(again));
+}
