@@ -6,5 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DVFOLDER_BUILD_TESTS=OFF -DVFOLDER_BUILD_BENCHMARKS=OFF -DVFOLDER_BUILD_EXAMPLES=ON
-cmake --build build/demo -j2 --target demo
+cmake --build build/demo -j2 --target demo demo_disk
 ./build/demo/examples/demo
+echo
+echo "--- the same folder on disk (mmap_mailbox backends, mmap_store), across a restart"
+./build/demo/examples/demo_disk
