@@ -142,9 +142,14 @@ TEST_CASE("mmap_mailbox: create, append, read, reopen") {
     REQUIRE(m.update_flags(uid_set{{1, 1}}, modify_op::add, system_flag::flagged).has_value());
     CHECK(m.status()->highest_modseq == hm);
 
-    // Compaction keeps the state; the other handle follows the new file.
+    // Compaction keeps the state; the other handle follows the new file; orphaned
+    // message files (here: a UID never committed) are swept.
     auto before = snapshot(m);
+    { std::ofstream(dir + "/msg/999") << "orphan"; }
+    REQUIRE(std::filesystem::exists(dir + "/msg/999"));
     REQUIRE(m.compact().has_value());
+    CHECK_FALSE(std::filesystem::exists(dir + "/msg/999"));
+    CHECK(std::filesystem::exists(dir + "/msg/1"));
     CHECK(m.tail_count() == 0);
     CHECK(*snapshot(m) == *before);
     CHECK(*snapshot(other) == *before);

@@ -607,7 +607,8 @@ public:
 
     /// \brief Compaction (§8.4): rewrites the index as a new base with an empty tail (new
     /// file_id, generation continued), fsync, rename over `index`, directory fsync; marks
-    /// the old file RETIRED. Readers holding the old file notice the new inode.
+    /// the old file RETIRED. Readers holding the old file notice the new inode. Then
+    /// removes orphaned msg/ files (not live) while still holding the writer lock.
     result<void> compact() {
         using namespace mmap_detail;
         if (auto r = begin_write(); !r) return r;
@@ -627,6 +628,7 @@ public:
             (void)fd_.pwrite_all(raw, old.generation % 2 == 0 ? 0 : slot_b_off);
             unlock_file(plock_);
         }
+        sweep_messages(); // before load_full, which reopens the lock files (releasing the lock)
         if (auto r = load_full(); !r) return ctx(std::move(r).error_value());
         return {};
     }
@@ -685,6 +687,26 @@ private:
             return {};
         }
     };
+
+    // Orphan sweep (§8.3), under the writer lock: removes msg/<n> files that are not live
+    // messages (a UID >= uidnext left by a writer killed before its commit, or an expunged
+    // message whose unlink did not happen). tmp/ is not swept: appends stage there
+    // outside the writer lock.
+    void sweep_messages() {
+        std::string const d = dir_ + "/msg";
+        DIR* dp = ::opendir(d.c_str());
+        if (dp == nullptr) return;
+        std::vector<std::string> gone;
+        while (dirent* de = ::readdir(dp)) {
+            std::string_view const n = de->d_name;
+            if (n.empty() || n.size() > 10 || n.find_first_not_of("0123456789") != std::string_view::npos) continue;
+            std::uint64_t v = 0;
+            for (char c : n) v = v * 10 + static_cast<std::uint64_t>(c - '0');
+            if (v > 0xFFFFFFFFULL || st_.live.count(static_cast<std::uint32_t>(v)) == 0) gone.emplace_back(n);
+        }
+        ::closedir(dp);
+        for (auto const& n : gone) ::unlink((d + "/" + n).c_str());
+    }
 
     error ctx(error e) const { return std::move(e).with_context("for backend mailbox " + opt_.name); }
 
