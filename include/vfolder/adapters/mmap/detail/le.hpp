@@ -19,8 +19,9 @@ template <class T>
     using U = std::make_unsigned_t<T>;
     U u = static_cast<U>(v), r = 0;
     for (std::size_t i = 0; i < sizeof(T); ++i) {
-        r = static_cast<U>((r << 8) | (u & 0xFFU));
-        u = static_cast<U>(u >> 8);
+        auto const rw = static_cast<std::uintmax_t>(r), uw = static_cast<std::uintmax_t>(u);
+        r = static_cast<U>((rw << 8) | (uw & 0xFFU)); // in uintmax_t: no promotion to int
+        u = static_cast<U>(uw >> 8);
     }
     return static_cast<T>(r);
 }
