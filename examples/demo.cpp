@@ -3,23 +3,13 @@
 #include <vfolder/adapters/memory/memory_store.hpp>
 #include <vfolder/engine/folder.hpp>
 
+#include "print_folder.hpp"
+
 #include <cstdio>
 #include <string>
 
 namespace vf = vfolder;
 using folder_t = vf::folder<vf::memory_provider, vf::memory_store>;
-
-static void print(char const* title, folder_t const& f) {
-    auto const st = f.status();
-    std::printf("%s: %u messages, uidnext %u\n", title, st.messages, vf::value(st.uid_next));
-    f.for_each([](vf::folder_message const& m) {
-        std::string flags;
-        for (auto fl : vf::all_system_flags)
-            if (m.flags.contains(fl)) flags += std::string(flags.empty() ? "" : " ") + std::string(vf::flag_name(fl));
-        std::printf("  vuid %-2u %-10.*s uid %u  (%s)\n", vf::value(m.vuid), static_cast<int>(m.backend.size()),
-                    m.backend.data(), vf::value(m.backend_uid), flags.c_str());
-    });
-}
 
 int main() {
     vf::memory_world mail;
@@ -36,18 +26,18 @@ int main() {
     auto def = vf::folder_definition::make({"INBOX", "Work", "Lists/*"}, "unseen");
     auto f = folder_t::open(*def, vf::memory_provider(mail), vf::memory_store(stores, "Unseen"));
     if (!f || !f->sync(vf::sync_flags::reopen)) return 1;
-    print("Unseen after SELECT (received-date order)", *f);
+    print_folder("Unseen after SELECT (received-date order)", *f);
 
     work->modify_flags(vf::uid{1}, vf::modify_op::add, vf::system_flag::seen);  // read elsewhere
     f->store_flags(vf::uid_set{{2, 2}}, vf::modify_op::add, vf::system_flag::flagged);  // via the view
     dev->append(vf::mail_time{1700000500});
     auto r = f->sync();
     if (!r) return 1;
-    print("after a normal sync (the read message stays until EXPUNGE)", *f);
+    print_folder("after a normal sync (the read message stays until EXPUNGE)", *f);
     std::printf("  Lists/dev message 1 is now %s in its backend\n",
                 dev->find(vf::uid{1})->flags.contains(vf::system_flag::flagged) ? "\\Flagged" : "unflagged");
 
     if (!f->sync(vf::sync_flags::expunge)) return 1;
-    print("after EXPUNGE", *f);
+    print_folder("after EXPUNGE", *f);
     return f->size() == 3 ? 0 : 1;
 }

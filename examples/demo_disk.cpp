@@ -6,6 +6,8 @@
 #include <vfolder/adapters/mmap/mmap_store.hpp>
 #include <vfolder/engine/folder.hpp>
 
+#include "print_folder.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -13,18 +15,6 @@
 
 namespace vf = vfolder;
 using folder_t = vf::folder<vf::mmap_provider, vf::mmap_store>;
-
-static void print(char const* title, folder_t const& f) {
-    auto const st = f.status();
-    std::printf("%s: %u messages, uidnext %u\n", title, st.messages, vf::value(st.uid_next));
-    f.for_each([](vf::folder_message const& m) {
-        std::string flags;
-        for (auto fl : vf::all_system_flags)
-            if (m.flags.contains(fl)) flags += std::string(flags.empty() ? "" : " ") + std::string(vf::flag_name(fl));
-        std::printf("  vuid %-2u %-10.*s uid %u  (%s)\n", vf::value(m.vuid), static_cast<int>(m.backend.size()),
-                    m.backend.data(), vf::value(m.backend_uid), flags.c_str());
-    });
-}
 
 static int fail(char const* what, vf::error const& e) {
     std::fprintf(stderr, "demo_disk: %s: %s\n", what, e.message.c_str());
@@ -59,7 +49,7 @@ static int run(std::string const& root) {
         auto f = folder_t::open(*def, mail, std::move(*store));
         if (!f) return fail("open", f.error_value());
         if (auto r = f->sync(vf::sync_flags::reopen); !r) return fail("sync", r.error_value());
-        print("Unseen after SELECT (received-date order)", *f);
+        print_folder("Unseen after SELECT (received-date order)", *f);
         f->store_flags(vf::uid_set{{2, 2}}, vf::modify_op::add, vf::system_flag::flagged);
         if (auto r = f->sync(); !r) return fail("sync", r.error_value());
     } // the folder, its store and its backends are closed: a restart
@@ -70,7 +60,7 @@ static int run(std::string const& root) {
     auto f = folder_t::open(*def, mail, std::move(*store));
     if (!f) return fail("open", f.error_value());
     if (auto r = f->sync(vf::sync_flags::reopen); !r) return fail("sync", r.error_value());
-    print("after a restart and a new message (state read back from disk)", *f);
+    print_folder("after a restart and a new message (state read back from disk)", *f);
     auto flagged = f->find(vf::uid{2});
     return f->size() == 4 && flagged && flagged->flags.contains(vf::system_flag::flagged) ? 0 : 1;
 }
