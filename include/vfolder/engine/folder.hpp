@@ -735,6 +735,7 @@ private:
         for (std::size_t i = 0; i < boxes_.size(); ++i) {
             if (plans[i].adds.empty()) continue;
             ++boxes_with_adds;
+            plans[i].add_vuids.resize(plans[i].adds.size());
             for (std::size_t j = 0; j < plans[i].adds.size(); ++j)
                 adds.push_back({plans[i].adds[j].received, plans[i].adds[j].id,
                                 static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j)});
@@ -751,7 +752,6 @@ private:
             header.next_uid = next(header.next_uid);
             auto& m = plans[a.box_index].adds[a.pos];
             d.appended.push_back({v, boxes_[a.box_index].id, m.id, m.flags.storable(), std::move(m.keywords)});
-            plans[a.box_index].add_vuids.resize(plans[a.box_index].adds.size());
             plans[a.box_index].add_vuids[a.pos] = v;
             report.added.add(value(v));
         }
