@@ -10,6 +10,7 @@
 #include <vfolder/concepts.hpp>
 
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -43,6 +44,8 @@ public:
     result<void> open() { return self_->open(); }
     void close() { self_->close(); }
     [[nodiscard]] bool is_open() const { return self_->is_open(); }
+    /// \brief The model's `closed_status()`; nullopt for a model without one.
+    result<std::optional<mailbox_status>> closed_status() { return self_->closed_status(); }
 
     /// \brief The wrapped model if it is a `B`, else nullptr.
     template <backend B>
@@ -66,6 +69,7 @@ private:
         virtual result<void> open() = 0;
         virtual void close() = 0;
         virtual bool is_open() const = 0;
+        virtual result<std::optional<mailbox_status>> closed_status() = 0;
     };
 
     template <class B>
@@ -95,6 +99,10 @@ private:
             if constexpr (openable_backend<B>) return static_cast<bool>(b.is_open());
             else return true;
         }
+        result<std::optional<mailbox_status>> closed_status() override {
+            if constexpr (closed_status_backend<B>) return b.closed_status();
+            else return std::optional<mailbox_status>{};
+        }
         B b;
     };
 
@@ -103,5 +111,6 @@ private:
 
 static_assert(backend<any_backend>);
 static_assert(openable_backend<any_backend>);
+static_assert(closed_status_backend<any_backend>);
 
 VFOLDER_END_NAMESPACE

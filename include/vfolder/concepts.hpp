@@ -86,6 +86,18 @@ concept openable_backend = backend<B> && requires(B& b, B const& cb) {
     { cb.is_open() } -> std::convertible_to<bool>;
 };
 
+/// \brief An `openable_backend` that can tell its status while closed, as IMAP STATUS or
+/// a mailbox list index can: the engine asks a closed backend first and opens it only
+/// when something changed since the last sync, so a folder over more backends than its
+/// open limit does not reopen every backend at every sync.
+///
+/// Rule O4: `closed_status()` answers what `status()` would answer after `open()`, or
+/// nullopt when it cannot tell without opening; a deleted mailbox answers `not_found`.
+template <class B>
+concept closed_status_backend = openable_backend<B> && requires(B& b) {
+    { b.closed_status() } -> std::same_as<result<std::optional<mailbox_status>>>;
+};
+
 /// \brief Where a virtual folder's state persists between opens.
 ///
 /// Rules (`tests/conformance/store_conformance_test.cpp`):

@@ -92,3 +92,50 @@ TEST_CASE("concepts: any_backend forwards to its model and treats non-openable m
     REQUIRE(st2.has_value());
     CHECK(st2->exists == 1);
 }
+
+namespace {
+// A backend that is not openable: memory_backend's backend calls only.
+struct plain_backend {
+    memory_backend b;
+    std::string_view name() const { return b.name(); }
+    result<mailbox_status> status() { return b.status(); }
+    result<uid_set> search(search_program const& p) { return b.search(p); }
+    result<uid_set> search(search_program const& p, uid_set const& w) { return b.search(p, w); }
+    result<change_set> changes_since(modseq m) { return b.changes_since(m); }
+    result<std::vector<message_record>> fetch(uid_set const& u, fetch_fields f) { return b.fetch(u, f); }
+    result<void> update_flags(uid_set const& u, modify_op op, flag_set f) { return b.update_flags(u, op, f); }
+    result<void> update_keywords(uid_set const& u, modify_op op, keyword_set const& k) {
+        return b.update_keywords(u, op, k);
+    }
+    result<void> expunge(uid_set const& u) { return b.expunge(u); }
+};
+static_assert(backend<plain_backend> && !openable_backend<plain_backend>);
+} // namespace
+
+TEST_CASE("concepts: closed_status: memory_backend answers while closed, any_backend forwards or says unknown") {
+    static_assert(closed_status_backend<memory_backend>);
+    static_assert(!closed_status_backend<archetype_backend<>>);
+    memory_world world;
+    REQUIRE(world.create("INBOX").has_value());
+    world.find("INBOX")->append(mail_time{100});
+    any_backend b = memory_backend(world, "INBOX");
+    REQUIRE_FALSE(b.is_open());
+    auto cs = b.closed_status();
+    REQUIRE(cs.has_value());
+    REQUIRE(cs->has_value());
+    CHECK_FALSE(b.is_open()); // it did not open
+    REQUIRE(b.open().has_value());
+    CHECK(**cs == *b.status()); // O4: what status() answers once open
+    b.close();
+    REQUIRE(world.remove("INBOX").has_value());
+    auto gone = b.closed_status();
+    REQUIRE_FALSE(gone.has_value());
+    CHECK(gone.error_value().is(errc::not_found));
+    // A model without closed_status (nor open/close): "unknown", the engine opens it.
+    REQUIRE(world.create("Plain").has_value());
+    any_backend plain = plain_backend{memory_backend(world, "Plain")};
+    CHECK(plain.is_open());
+    auto unknown = plain.closed_status();
+    REQUIRE(unknown.has_value());
+    CHECK_FALSE(unknown->has_value());
+}

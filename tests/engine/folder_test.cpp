@@ -1079,6 +1079,54 @@ TEST_CASE("folder: at most max_open_backends are open, 64 by default") {
     CHECK(k.violations.load() == 0);
 }
 
+TEST_CASE("folder: over more backends than the limit, a sync opens only those whose status changed") {
+    // memory_backend is a closed_status_backend: a closed one that did not change since
+    // the last sync is not opened (before, a limit of 3 over 10 reopened all of them).
+    env e;
+    std::vector<std::string> names;
+    for (int i = 0; i < 10; ++i) {
+        names.push_back("B" + std::to_string(i));
+        e.box(names.back()).append(at(i));
+    }
+    auto o = e.options();
+    o.max_open_backends = 3;
+    auto f = e.open(env::make_def({"B*"}, "all"), o);
+    must_sync(f, sync_flags::reopen);
+    REQUIRE(f.size() == 10);
+    CHECK(open_count(f) <= 3);
+    auto const opens = [&] {
+        std::vector<std::uint64_t> v;
+        for (auto const& n : names) v.push_back(calls(e.box(n), backend_op::open));
+        return v;
+    };
+    auto const before = opens();
+    must_sync(f);
+    must_sync(f, sync_flags::reopen);
+    CHECK(opens() == before); // nothing changed: nothing opened
+    e.box("B2").append(at(20));
+    e.box("B7").modify_flags(uid{1}, modify_op::add, system_flag::flagged);
+    auto const r = must_sync(f);
+    auto const after = opens();
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        CAPTURE(names[i]);
+        if (i == 2 || i == 7) CHECK(after[i] <= before[i] + 1);
+        else CHECK(after[i] == before[i]);
+    }
+    CHECK(r.added.count() == 1);
+    CHECK(r.flags_changed.count() == 1);
+    CHECK(f.size() == 11);
+    CHECK(open_count(f) <= 3);
+    // A closed backend deleted meanwhile is seen by its closed status: removed at once.
+    std::string closed;
+    for (auto const& n : names)
+        if (!f.backend_of(n)->is_open()) closed = n;
+    REQUIRE(!closed.empty());
+    REQUIRE(e.world.remove(closed).has_value());
+    auto const r2 = must_sync(f);
+    CHECK(r2.expunged.count() == 1);
+    CHECK(f.size() == 10);
+}
+
 TEST_CASE("folder: with a limit of 2 over 5 backends, never more than 2 are open at once") {
     env e;
     for (auto const* n : {"A", "B", "C", "D", "E"}) e.box(n).append(at(1));

@@ -19,6 +19,7 @@
 #include <vfolder/concepts.hpp>
 #include <vfolder/core/seq_range_set.hpp>
 #include <vfolder/core/uid_map.hpp>
+#include <vfolder/detail/interpolation_search.hpp>
 #include <vfolder/mail/definition.hpp>
 #include <vfolder/mail/error.hpp>
 #include <vfolder/mail/view_state.hpp>
@@ -28,6 +29,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <future>
 #include <map>
@@ -144,6 +146,53 @@ namespace detail {
 
 template <class B>
 concept has_open = openable_backend<B>;
+
+// The distinct keyword sets of a folder's messages, each stored once and named by a
+// 32-bit index (0: the empty set), reference-counted: a folder's records stay small
+// (most messages share one of a few sets), and a set no record uses is freed.
+class keyword_table {
+public:
+    keyword_table() : sets_(1), refs_(1, 0) {}
+
+    [[nodiscard]] keyword_set const& get(std::uint32_t i) const noexcept { return sets_[i]; }
+
+    // The index of `k`, one more reference to it.
+    [[nodiscard]] std::uint32_t acquire(keyword_set const& k) {
+        if (k.empty()) return 0;
+        auto it = index_.find(k);
+        if (it != index_.end()) {
+            ++refs_[it->second];
+            return it->second;
+        }
+        std::uint32_t i;
+        if (!free_.empty()) {
+            i = free_.back();
+            free_.pop_back();
+            sets_[i] = k;
+        } else {
+            i = static_cast<std::uint32_t>(sets_.size());
+            sets_.push_back(k);
+            refs_.push_back(0);
+        }
+        refs_[i] = 1;
+        index_.emplace(k, i);
+        return i;
+    }
+    // Drops one reference to index `i`; the set is freed with the last one.
+    void release(std::uint32_t i) {
+        if (i == 0 || --refs_[i] != 0) return;
+        index_.erase(sets_[i]);
+        sets_[i] = keyword_set{};
+        free_.push_back(i);
+    }
+    [[nodiscard]] std::size_t distinct() const noexcept { return index_.size(); }
+
+private:
+    std::deque<keyword_set> sets_;          // stable addresses: folder_message points here
+    std::vector<std::uint32_t> refs_;
+    std::map<keyword_set, std::uint32_t> index_;
+    std::vector<std::uint32_t> free_;
+};
 } // namespace detail
 
 /// \brief A virtual folder: the messages of its backends that match its definition.
@@ -262,8 +311,8 @@ public:
         if (!opt_.parallel || boxes_.size() < 2) {
             for (std::size_t i = 0; i < boxes_.size(); ++i) {
                 if (!prepare_box(boxes_[i], plans[i])) continue;
-                if (auto r = open_box(boxes_[i], plans[i]); !r) return std::move(r).error_value();
-                if (plans[i].drop) continue;
+                if (auto r = open_box(boxes_[i], plans[i], apply_pending); !r) return std::move(r).error_value();
+                if (plans[i].drop || plans[i].unchanged) continue;
                 if (auto r = plan_box(boxes_[i], plans[i], apply_pending); !r) return std::move(r).error_value();
             }
         } else {
@@ -279,8 +328,9 @@ public:
                 std::uint64_t const batch_tick = tick_ + 1;
                 for (std::size_t i = start; i < end; ++i) {
                     if (!prepare_box(boxes_[i], plans[i])) continue;
-                    if (auto r = open_box(boxes_[i], plans[i], batch_tick); !r) return std::move(r).error_value();
-                    if (plans[i].drop) continue;
+                    if (auto r = open_box(boxes_[i], plans[i], apply_pending, batch_tick); !r)
+                        return std::move(r).error_value();
+                    if (plans[i].drop || plans[i].unchanged) continue;
                     index.push_back(i);
                     work.push_back(std::async(std::launch::async, [this, i, &plans, apply_pending] {
                         return plan_box(boxes_[i], plans[i], apply_pending);
@@ -294,7 +344,10 @@ public:
                 if (first) return std::move(*first);
             }
         }
-        return commit(plans);
+        auto report = commit(plans);
+        // Backends that stopped having pending removes may leave the limit exceeded.
+        close_lru(opt_.max_open_backends, nullptr, 0);
+        return report;
     }
 
 private:
@@ -307,12 +360,13 @@ private:
         keyword_set keywords;
     };
 
+    // One message of the view: 20 bytes; its keyword set is interned in `kw_`.
     struct rec {
         uid vuid;
         mailbox_id box;
         uid real;
+        std::uint32_t kw = 0; // keyword_table index (0: none)
         flag_set flags;
-        keyword_set keywords;
         bool alive = true;
     };
 
@@ -339,6 +393,7 @@ private:
     struct box_plan {
         bool changed = false;       // the sync record changes
         bool drop = false;          // forget the box (deleted or gone)
+        bool unchanged = false;     // closed and unchanged (closed_status): not opened
         uid_set erase;              // real UIDs leaving the view now
         std::vector<message_record> adds;                 // entering, ascending UID, fetched
         std::vector<uid> add_vuids;                       // at commit: the vuid of each of adds
@@ -400,7 +455,7 @@ private:
         keys.reserve(state->messages.size());
         recs_.reserve(state->messages.size());
         for (auto const& m : state->messages) {
-            recs_.push_back({m.vuid, m.box, m.real_uid, m.flags, m.keywords, true});
+            recs_.push_back({m.vuid, m.box, m.real_uid, kw_.acquire(m.keywords), m.flags, true});
             if (m.flags.contains(system_flag::deleted)) deleted_vuids_.add(value(m.vuid));
             keys.emplace_back((std::uint64_t{m.box} << 32) | value(m.real_uid), value(m.vuid));
         }
@@ -541,7 +596,7 @@ private:
                 if (!r) return;
                 box* b = find_box_id(r->box);
                 if (!b || b->deleted || b->forget) return;
-                auto& cf = client.try_emplace(v, client_flags{r->flags.storable(), r->keywords}).first->second;
+                auto& cf = client.try_emplace(v, client_flags{r->flags.storable(), kw_.get(r->kw)}).first->second;
                 bool change = true;
                 if (c.kind == change_kind::flags) {
                     flag_set const n = apply(cf.flags, c.op, c.flags).storable();
@@ -589,8 +644,25 @@ private:
         return !b.deleted;
     }
 
-    // Opens the backend (LRU); a backend found deleted drops all its messages at once.
-    result<void> open_box(box& b, box_plan& plan, std::uint64_t keep_since = 0) {
+    // Opens the backend (LRU); a backend found deleted drops all its messages at once. A
+    // closed backend that can tell its status (closed_status_backend) and did not change
+    // since the last sync stays closed when there is nothing to apply.
+    result<void> open_box(box& b, box_plan& plan, bool apply_pending, std::uint64_t keep_since = 0) {
+        if constexpr (closed_status_backend<backend_type>) {
+            if (b.saved && !b.backend->is_open() && (!apply_pending || b.pending.empty())) {
+                auto st = b.backend->closed_status();
+                if (!st) {
+                    if (!st.error_value().is(errc::not_found)) return failed(b, std::move(st).error_value());
+                    plan.drop = true;
+                    plan.erase = b.members.real_uids();
+                    return {};
+                }
+                if (*st && unchanged_since(*b.saved, **st)) {
+                    plan.unchanged = true;
+                    return {};
+                }
+            }
+        }
         if (auto r = ensure_open(b, keep_since); !r) {
             if (!r.error_value().is(errc::not_found)) return r;
             plan.drop = true;
@@ -627,8 +699,7 @@ private:
             plan.erase = b.members.real_uids();
             plan.pending.clear();
             added = std::move(*m);
-        } else if (st.uid_next == b.saved->uid_next && st.highest_modseq == b.saved->highest_modseq &&
-                   st.guid == b.saved->guid) {
+        } else if (unchanged_since(*b.saved, st)) {
             // Unchanged: no search, no fetch.
             if (apply_pending && !plan.pending.empty()) {
                 plan.erase = std::move(plan.pending);
@@ -687,7 +758,7 @@ private:
                     if (!vu || *vu == 0) continue;
                     rec const* r = find_rec(uid{*vu});
                     if (!r) continue;
-                    if (r->flags.storable() != m.flags.storable() || r->keywords != m.keywords)
+                    if (r->flags.storable() != m.flags.storable() || kw_.get(r->kw) != m.keywords)
                         plan.updates.emplace_back(uid{*vu}, std::move(m));
                 }
             }
@@ -704,6 +775,12 @@ private:
         plan.changed = true;
         plan.record = record_for(b, st, plan.pending);
         return {};
+    }
+
+    // Same identity (not checked here), nothing appended, expunged or changed.
+    static bool unchanged_since(backend_sync_record const& saved, mailbox_status const& st) noexcept {
+        return st.validity == saved.validity && st.uid_next == saved.uid_next &&
+               st.highest_modseq == saved.highest_modseq && st.guid == saved.guid;
     }
 
     static backend_sync_record record_for(box const& b, mailbox_status const& st, uid_set const& pending) {
@@ -803,16 +880,19 @@ private:
         }
         for (std::size_t i = 0; i < boxes_.size(); ++i)
             if (!plans[i].adds.empty()) add_members(boxes_[i], plans[i]);
-        recs_.reserve(recs_.size() + d.appended.size());
+        if (recs_.empty()) recs_.reserve(d.appended.size()); // else geometric growth
         for (auto const& a : d.appended) {
-            recs_.push_back({a.vuid, a.box, a.real_uid, a.flags, a.keywords, true});
+            recs_.push_back({a.vuid, a.box, a.real_uid, kw_.acquire(a.keywords), a.flags, true});
             if (a.flags.contains(system_flag::deleted)) deleted_vuids_.add(value(a.vuid));
         }
         for (auto const& u : d.updated) {
             rec* r = find_rec_mut(u.vuid);
             if (!r) continue;
             r->flags = u.flags;
-            r->keywords = u.keywords;
+            if (kw_.get(r->kw) != u.keywords) {
+                kw_.release(r->kw);
+                r->kw = kw_.acquire(u.keywords);
+            }
             if (u.flags.contains(system_flag::deleted)) deleted_vuids_.add(value(u.vuid));
             else deleted_vuids_.remove(value(u.vuid));
         }
@@ -849,19 +929,7 @@ private:
         b.used = ++tick_;
         if constexpr (detail::has_open<backend_type>) {
             if (b.backend->is_open()) return {};
-            std::size_t open = 0;
-            for (auto const& x : boxes_)
-                if (x.backend && x.backend->is_open()) ++open;
-            while (open >= opt_.max_open_backends) {
-                box* victim = nullptr;
-                for (auto& x : boxes_)
-                    if (&x != &b && (keep_since == 0 || x.used < keep_since) && x.backend &&
-                        x.backend->is_open() && x.pending.empty() && (!victim || x.used < victim->used))
-                        victim = &x;
-                if (!victim) break; // all open ones have pending removes: exceed the limit
-                victim->backend->close();
-                --open;
-            }
+            close_lru(opt_.max_open_backends - 1, &b, keep_since);
             auto r = b.backend->open();
             if (!r) {
                 error e = std::move(r).error_value();
@@ -871,20 +939,47 @@ private:
         return {};
     }
 
-    folder_message to_message(rec const& r) const {
-        box const* b = find_box_id(r.box);
-        return {r.vuid, b ? std::string_view(b->name) : std::string_view{}, r.real, r.flags, &r.keywords};
+    // Closes the least recently used idle backends (no pending removes, not `except`, not
+    // used at or after tick `keep_since` if not 0) until at most `limit` are open. O(B)
+    // per call plus O(B) per backend closed; called only when a backend is opened and
+    // once per sync.
+    void close_lru([[maybe_unused]] std::size_t limit, [[maybe_unused]] box const* except,
+                   [[maybe_unused]] std::uint64_t keep_since) {
+        if constexpr (detail::has_open<backend_type>) {
+            std::size_t open = 0;
+            for (auto const& x : boxes_)
+                if (x.backend && x.backend->is_open()) ++open;
+            while (open > limit) {
+                box* victim = nullptr;
+                for (auto& x : boxes_)
+                    if (&x != except && (keep_since == 0 || x.used < keep_since) && x.backend &&
+                        x.backend->is_open() && x.pending.empty() && (!victim || x.used < victim->used))
+                        victim = &x;
+                if (!victim) break; // all open ones have pending removes: exceed the limit
+                victim->backend->close();
+                --open;
+            }
+        }
     }
 
+    folder_message to_message(rec const& r) const {
+        box const* b = find_box_id(r.box);
+        return {r.vuid, b ? std::string_view(b->name) : std::string_view{}, r.real, r.flags, &kw_.get(r.kw)};
+    }
+
+    // Vuids are handed out densely and records leave only at compaction: interpolation
+    // finds a record in O(1) probes then (detail/interpolation_search.hpp).
     rec const* find_rec(uid v) const noexcept {
-        auto it = std::lower_bound(recs_.begin(), recs_.end(), v, [](rec const& r, uid x) { return r.vuid < x; });
+        auto it = detail::interpolation_lower_bound(recs_.begin(), recs_.end(), value(v),
+                                                    [](rec const& r) { return value(r.vuid); });
         return it != recs_.end() && it->vuid == v && it->alive ? &*it : nullptr;
     }
     rec* find_rec_mut(uid v) noexcept { return const_cast<rec*>(find_rec(v)); }
     void kill_rec(uid v) {
         if (rec* r = find_rec_mut(v)) {
             r->alive = false;
-            r->keywords.clear();
+            kw_.release(r->kw);
+            r->kw = 0;
             ++dead_;
             deleted_vuids_.remove(value(v));
         }
@@ -922,6 +1017,7 @@ private:
     uid_set orphan_vuids_;                // stored records to expunge at next commit
     std::vector<box> boxes_;              // ascending id
     std::vector<rec> recs_;               // ascending vuid; dead ones until compaction
+    detail::keyword_table kw_;            // the keyword sets of recs_
     std::size_t dead_ = 0;
     uid_set deleted_vuids_;               // vuids whose view flags have \Deleted
     std::vector<view_change> queue_;

@@ -432,6 +432,10 @@ public:
     result<mailbox_status> status() {
         return call(backend_op::status, [](memory_mailbox& b) { return b.status_now(); });
     }
+    /// \brief `status()` without opening (rule O4): like a mailbox list index.
+    result<std::optional<mailbox_status>> closed_status() {
+        return call(backend_op::status, [](memory_mailbox& b) { return std::optional<mailbox_status>(b.status_now()); });
+    }
     result<uid_set> search(search_program const& p) {
         return call(backend_op::search, [&](memory_mailbox& b) { return b.search_now(p); });
     }
@@ -485,6 +489,7 @@ private:
 
 static_assert(backend<memory_backend>);
 static_assert(openable_backend<memory_backend>);
+static_assert(closed_status_backend<memory_backend>);
 
 /// \brief A folder's `backend_provider` over a `memory_world`: lists its mailboxes and
 /// makes a `memory_backend` for an existing one (`not_found` otherwise).

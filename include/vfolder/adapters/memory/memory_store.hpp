@@ -16,6 +16,7 @@
 #pragma once
 
 #include <vfolder/concepts.hpp>
+#include <vfolder/detail/interpolation_search.hpp>
 #include <vfolder/mail/error.hpp>
 #include <vfolder/mail/view_state.hpp>
 
@@ -26,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 VFOLDER_BEGIN_NAMESPACE
 
@@ -33,11 +35,17 @@ VFOLDER_BEGIN_NAMESPACE
 class memory_store_world {
 public:
     /// \brief The committed state of one folder, indexed so that a commit of k changes
-    /// costs O(k log N) (the engine's incremental syncs stay independent of N).
+    /// costs O(k) probes when the vuids are dense (interpolation search), O(k log N) at
+    /// worst: the engine's incremental syncs stay independent of N.
     struct slot {
+        struct entry {
+            view_message m;
+            bool dead = false; // expunged; removed at the next compaction
+        };
         bool present = false; // something was committed
         view_header header;
-        std::map<std::uint32_t, view_message> messages;    // by vuid
+        std::vector<entry> messages;                        // ascending vuid; the last is live
+        std::size_t dead = 0;
         std::map<mailbox_id, backend_sync_record> backends;
         bool broken = false;
         std::uint64_t commits = 0;
@@ -46,8 +54,9 @@ public:
 
         [[nodiscard]] view_state state() const {
             view_state s{header, {}, {}};
-            s.messages.reserve(messages.size());
-            for (auto const& [v, m] : messages) s.messages.push_back(m);
+            s.messages.reserve(messages.size() - dead);
+            for (auto const& e : messages)
+                if (!e.dead) s.messages.push_back(e.m);
             for (auto const& [id, b] : backends) s.backends.push_back(b);
             return s;
         }
@@ -55,9 +64,26 @@ public:
             present = true;
             header = s.header;
             messages.clear();
+            dead = 0;
             backends.clear();
-            for (auto const& m : s.messages) messages.emplace_hint(messages.end(), value(m.vuid), m);
+            // Sorted, one per vuid (the first kept), as a map keyed by vuid would hold them.
+            for (auto const& m : s.messages) messages.push_back({m, false});
+            std::stable_sort(messages.begin(), messages.end(),
+                             [](entry const& a, entry const& b) { return a.m.vuid < b.m.vuid; });
+            messages.erase(std::unique(messages.begin(), messages.end(),
+                                       [](entry const& a, entry const& b) { return a.m.vuid == b.m.vuid; }),
+                           messages.end());
             for (auto const& b : s.backends) backends.emplace(b.box, b);
+        }
+
+        // The first entry whose vuid is not below `v` (dead ones included).
+        [[nodiscard]] std::vector<entry>::iterator lower_bound(std::uint32_t v) {
+            return detail::interpolation_lower_bound(messages.begin(), messages.end(), v,
+                                                     [](entry const& e) { return value(e.m.vuid); });
+        }
+        [[nodiscard]] entry const* find(std::uint32_t v) const {
+            auto it = const_cast<slot*>(this)->lower_bound(v);
+            return it != messages.end() && value(it->m.vuid) == v && !it->dead ? &*it : nullptr;
         }
     };
 
@@ -128,6 +154,7 @@ public:
         s.present = false;
         s.header = {};
         s.messages.clear();
+        s.dead = 0;
         s.backends.clear();
         s.broken = false;
         return {};
@@ -163,7 +190,7 @@ private:
 
     static bool has_message(slot const& s, view_delta const& d, uid v) {
         if (d.replace_all) return false;
-        return s.messages.count(value(v)) != 0 && !d.expunged.contains(value(v));
+        return s.find(value(v)) != nullptr && !d.expunged.contains(value(v));
     }
 
     // Whether `d` fits the state (the error cases of `apply`), without changing anything.
@@ -175,8 +202,8 @@ private:
         std::optional<std::uint32_t> top;
         if (!d.replace_all) {
             for (auto it = s.messages.rbegin(); it != s.messages.rend(); ++it) {
-                if (!d.expunged.contains(it->first)) { // expunged ones at the top: skipped
-                    top = it->first;
+                if (!it->dead && !d.expunged.contains(value(it->m.vuid))) { // expunged ones at the top: skipped
+                    top = value(it->m.vuid);
                     break;
                 }
             }
@@ -192,21 +219,36 @@ private:
     static void land(slot& s, view_delta const& d) {
         if (d.replace_all) {
             s.messages.clear();
+            s.dead = 0;
             s.backends.clear();
             s.broken = false;
         }
         s.present = true;
         if (d.header) s.header = *d.header;
         for (auto const& r : d.expunged) {
-            auto it = s.messages.lower_bound(r.first);
-            while (it != s.messages.end() && it->first <= r.last) it = s.messages.erase(it);
+            for (auto it = s.lower_bound(r.first); it != s.messages.end() && value(it->m.vuid) <= r.last; ++it) {
+                if (it->dead) continue;
+                it->dead = true;
+                it->m.keywords = {};
+                ++s.dead;
+            }
         }
         for (auto const& u : d.updated) {
-            auto& m = s.messages.at(value(u.vuid));
-            m.flags = u.flags;
-            m.keywords = u.keywords;
+            auto it = s.lower_bound(value(u.vuid)); // exists: checked
+            it->m.flags = u.flags;
+            it->m.keywords = u.keywords;
         }
-        for (auto const& a : d.appended) s.messages.emplace_hint(s.messages.end(), value(a.vuid), a);
+        // The dead at the end go now (appends come above the live ones), the others when
+        // they are half of all: O(1) amortized per expunge.
+        while (!s.messages.empty() && s.messages.back().dead) {
+            s.messages.pop_back();
+            --s.dead;
+        }
+        if (s.dead > 64 && s.dead * 2 > s.messages.size()) {
+            std::erase_if(s.messages, [](slot::entry const& e) { return e.dead; });
+            s.dead = 0;
+        }
+        for (auto const& a : d.appended) s.messages.push_back({a, false});
         for (auto id : d.backends_removed) s.backends.erase(id);
         for (auto const& b : d.backends) s.backends.insert_or_assign(b.box, b);
         ++s.commits;
