@@ -301,6 +301,19 @@ public:
     /// stay as they were (view-side changes already written to backends stay written and
     /// are seen by the next sync).
     result<sync_report> sync(sync_flags flags = sync_flags::none) {
+        if (!reload_) return sync_once(flags);
+        // A commit failed: reload what the store holds first. If this sync fails too, the
+        // view goes back to the one the client saw, and the next sync reloads again.
+        loaded_part seen;
+        if (auto r = reload(seen); !r) return std::move(r).error_value();
+        auto r = sync_once(flags);
+        if (r) reload_ = false;
+        else unload(seen);
+        return r;
+    }
+
+private:
+    result<sync_report> sync_once(sync_flags flags) {
         if (has(flags, sync_flags::reopen) || has(flags, sync_flags::refresh) || opt_.refresh_backends_on_sync) {
             if (auto r = expand_backends(); !r) return std::move(r).error_value();
         }
@@ -350,7 +363,6 @@ public:
         return report;
     }
 
-private:
     enum class change_kind : std::uint8_t { flags, keywords, expunge };
     struct view_change {
         change_kind kind;
@@ -410,7 +422,9 @@ private:
     }
 
     // ------------------------------------------------------------ open
-    result<void> load() {
+    // `reuse`: the UIDVALIDITY to give a folder the store holds nothing of (a reload after
+    // a first commit that failed); 0: a new one.
+    result<void> load(uid_validity reuse = {}) {
         auto st = store_.load();
         std::optional<view_state> state;
         uid_validity previous{};
@@ -423,7 +437,7 @@ private:
             state = std::move(*st);
         }
         if (!state) {
-            header_.validity = opt_.make_validity(previous);
+            header_.validity = value(reuse) != 0 && !rebuild_all_ ? reuse : opt_.make_validity(previous);
             header_.next_uid = uid{1};
             header_.definition_id = def_id_;
             header_dirty_ = true;
@@ -474,6 +488,126 @@ private:
             i = j;
         }
         return {};
+    }
+
+    // The state load() builds, swapped out and back by reload().
+    struct loaded_part {
+        view_header header;
+        bool header_dirty = false;
+        bool rebuild_all = false;
+        std::vector<mailbox_id> forgotten;
+        uid_set orphans;
+        std::vector<box> boxes;
+        std::vector<rec> recs;
+        detail::keyword_table kw;
+        std::size_t dead = 0;
+        uid_set deleted;
+    };
+    void swap_loaded(loaded_part& p) noexcept {
+        using std::swap;
+        swap(header_, p.header);
+        swap(header_dirty_, p.header_dirty);
+        swap(rebuild_all_, p.rebuild_all);
+        swap(forgotten_, p.forgotten);
+        swap(orphan_vuids_, p.orphans);
+        swap(boxes_, p.boxes);
+        swap(recs_, p.recs);
+        swap(kw_, p.kw);
+        swap(dead_, p.dead);
+        swap(deleted_vuids_, p.deleted);
+    }
+    // After a failed commit: the store may hold the failed commit or not. The view is
+    // rebuilt from what the store holds (O(N), only after a failure), and what differs
+    // from the view the client saw (left in `old`) goes into the next sync report. On
+    // failure nothing changes.
+    result<void> reload(loaded_part& old) {
+        swap_loaded(old);
+        if (auto r = load(old.header.validity); !r) {
+            swap_loaded(old);
+            return r;
+        }
+        // The boxes stay those of the view (a reload does not re-expand the patterns): a
+        // stored box takes its backend and flags from the box of the same id; a box the
+        // store does not hold (not committed yet) comes back without messages.
+        for (auto& b : boxes_) {
+            auto it = std::find_if(old.boxes.begin(), old.boxes.end(), [&](box const& o) { return o.id == b.id; });
+            if (it == old.boxes.end()) {
+                b.forget = true; // unknown to this object: its messages leave
+                continue;
+            }
+            b.backend = std::exchange(it->backend, std::nullopt);
+            b.group = it->group;
+            b.deleted = it->deleted;
+            b.forget = it->forget;
+            b.used = it->used;
+        }
+        for (auto& o : old.boxes) {
+            if (find_box_id(o.id)) continue;
+            box x;
+            x.id = o.id;
+            x.name = o.name;
+            x.group = o.group;
+            x.backend = std::exchange(o.backend, std::nullopt);
+            x.deleted = o.deleted;
+            x.forget = o.forget;
+            x.used = o.used;
+            boxes_.push_back(std::move(x));
+            std::sort(boxes_.begin(), boxes_.end(), [](box const& a, box const& b) { return a.id < b.id; });
+        }
+        if (old.header.highest_box > header_.highest_box) { // ids handed out since: never again
+            header_.highest_box = old.header.highest_box;
+            header_dirty_ = true;
+        }
+        // What the client saw (old) against what is committed (recs_): both ascending vuid.
+        carry_ = {};
+        auto o = old.recs.begin();
+        auto n = recs_.begin();
+        while (o != old.recs.end() || n != recs_.end()) {
+            if (o != old.recs.end() && !o->alive) { ++o; continue; }
+            if (n != recs_.end() && !n->alive) { ++n; continue; }
+            if (n == recs_.end() || (o != old.recs.end() && o->vuid < n->vuid)) {
+                carry_.expunged.add(value(o->vuid));
+                ++o;
+            } else if (o == old.recs.end() || n->vuid < o->vuid) {
+                carry_.added.add(value(n->vuid));
+                ++n;
+            } else {
+                if (o->flags != n->flags || old.kw.get(o->kw) != kw_.get(n->kw)) carry_.flags_changed.add(value(n->vuid));
+                ++o;
+                ++n;
+            }
+        }
+        return {};
+    }
+    // Undoes reload(old) after a failed sync: the view the client saw comes back, with
+    // the backend objects and what the failed sync's expansion found (new boxes, boxes
+    // to forget), as a failed sync without a reload keeps them.
+    void unload(loaded_part& old) {
+        for (auto& b : boxes_) {
+            auto it = std::find_if(old.boxes.begin(), old.boxes.end(), [&](box const& o) { return o.id == b.id; });
+            if (it == old.boxes.end()) {
+                box x;
+                x.id = b.id;
+                x.name = b.name;
+                x.group = b.group;
+                x.backend = std::exchange(b.backend, std::nullopt);
+                x.forget = b.forget;
+                x.used = b.used;
+                old.boxes.push_back(std::move(x));
+                continue;
+            }
+            if (!it->backend) it->backend = std::exchange(b.backend, std::nullopt);
+            it->group = b.group;
+            it->forget = b.forget;
+            it->used = b.used;
+        }
+        std::stable_sort(old.boxes.begin(), old.boxes.end(), [](box const& a, box const& b) { return a.id < b.id; });
+        if (header_.highest_box > old.header.highest_box) {
+            old.header.highest_box = header_.highest_box;
+            old.header_dirty = true;
+        }
+        swap_loaded(old);
+        carry_ = {};
     }
 
     // Expands the definition over the existing mailboxes: new names get new ids, boxes
@@ -849,7 +983,21 @@ private:
         if (header != header_ || header_dirty_) d.header = header;
         d.replace_all = rebuild_all_ && recs_.empty() && orphan_vuids_.empty();
         if (!d.empty()) {
-            if (auto r = store_.commit(d); !r) return std::move(r).error_value();
+            if (auto r = store_.commit(d); !r) {
+                // It may have landed all the same (an I/O error after the data was durable):
+                // what is committed is unknown now, the next sync reloads it.
+                reload_ = true;
+                return std::move(r).error_value();
+            }
+        }
+        if (!carry_.empty()) { // what a reload found changed, reported with this sync
+            report.expunged.merge(carry_.expunged);
+            carry_.added.remove_set(report.expunged);
+            report.added.merge(carry_.added);
+            carry_.flags_changed.remove_set(report.expunged);
+            carry_.flags_changed.remove_set(report.added);
+            report.flags_changed.merge(carry_.flags_changed);
+            carry_ = {};
         }
         // Committed: now the in-memory state follows.
         header_ = header;
@@ -1023,6 +1171,8 @@ private:
     std::vector<view_change> queue_;
     std::size_t pushed_ = 0;              // queue_ entries already written to the backends
     std::uint64_t tick_ = 0;
+    bool reload_ = false;                 // a commit failed: reload from the store first
+    sync_report carry_;                   // found by a reload, reported by the next sync
 };
 
 VFOLDER_END_NAMESPACE
