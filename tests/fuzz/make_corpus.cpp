@@ -119,6 +119,39 @@ void index_corpus(fs::path const& out, fs::path const& work) {
         md::store_le<std::uint32_t>(f.data() + mperm + 4, md::load_le<std::uint32_t>(f.data() + mperm));
         dump(out / "bad-mperm-repeated", f);
     }
+    // Semantic defects deep in the tail and the base; the target's fix-up recomputes the
+    // checksums, so these reach the checks named.
+    auto tail_entry = [](std::vector<std::byte>& f, std::uint64_t i) {
+        return f.data() + md::load_le<std::uint64_t>(f.data() + newest_slot(f) + 144) + md::entry_size * i;
+    };
+    {
+        std::string const d2 = (work / "box2").string();
+        ok(mmap_mailbox::create(d2, uid_validity{5}), "create");
+        mmap_mailbox b(d2);
+        ok(b.append("a", mail_time{1}, {}, kws({"Aa", "Bb"})), "append"); // KWDEF Aa, KWDEF Bb, MSG 1
+        auto f = slurp(d2 + "/index");
+        tail_entry(f, 1)[16] = static_cast<std::byte>('A'); // "Ab"
+        tail_entry(f, 1)[17] = static_cast<std::byte>('a'); // "Aa" again
+        dump(out / "bad-duplicate-tail-keyword", f);
+        f = slurp(d2 + "/index");
+        tail_entry(f, 2)[4] = std::byte{3};
+        dump(out / "bad-unknown-entry-kind", f);
+        ok(b.append("b", mail_time{2}), "append");                             // MSG 2
+        ok(b.expunge(uid_set{{1, 1}}), "expunge");                             // EXP 1
+        ok(b.update_flags(uid_set{{2, 2}}, modify_op::add, system_flag::seen), "flags"); // UPD 2
+        f = slurp(d2 + "/index");
+        md::store_le<std::uint32_t>(tail_entry(f, 5), 1); // the update now names expunged UID 1
+        dump(out / "bad-change-to-vanished-uid", f);
+    }
+    {
+        // A base tombstone above base_modseq.
+        auto f = compacted;
+        std::size_t const at = newest_slot(f);
+        auto const tomb = md::load_le<std::uint64_t>(f.data() + at + 128);
+        if (md::load_le<std::uint32_t>(f.data() + at + 100) == 0) die("no tombstone in the compacted file");
+        md::store_le<std::uint64_t>(f.data() + tomb + 8, md::load_le<std::uint64_t>(f.data() + at + 48) + 1);
+        dump(out / "bad-tomb-above-base-modseq", f);
+    }
 }
 
 view_message vmsg(std::uint32_t vuid, mailbox_id box, std::uint32_t real, flag_set flags = {}, keyword_set k = {}) {

@@ -9,9 +9,9 @@
 //  * status, search ALL, fetch of 1:*, changes_since(0) agree: the same UIDs, ascending,
 //    all below UIDNEXT, `exists` of them; expunged UIDs are not live;
 //  * changes_since(X) is a subset of changes_since(0), and empty at HIGHESTMODSEQ;
-//  * a commit (STORE +FLAGS \Flagged on 1:*) either fails cleanly (not `corrupted`: the
-//    file was accepted) or produces a file a fresh handle opens, showing the same state,
-//    every message flagged;
+//  * commits (STORE +FLAGS \Flagged on 1:*, a keyword store on 1:*, an append, an expunge
+//    of the highest UID) each either fail cleanly (not `corrupted`: the file was accepted)
+//    or have their effect, and produce a file a fresh handle opens showing the same state;
 //  * compact() likewise: a fresh handle shows exactly the state before it.
 // A rejected file must be `corrupted`, `unsupported` or `not_possible`; never a crash.
 #pragma once
@@ -176,6 +176,40 @@ inline void run_image(std::string const& box, std::span<std::byte const> img) {
     if (after.live != v.live || after.uid_next != v.uid_next) oracle_fail("a flag change changed the UIDs");
     for (auto const& r : after.recs)
         if (!r.flags.contains(system_flag::flagged)) oracle_fail("STORE +FLAGS \\Flagged 1:* left a message unflagged");
+    // A keyword store (may define keyword 129: not_possible), an append (UIDs or modseqs
+    // may be exhausted: not_possible) and an expunge of the highest UID.
+    keyword_set fk;
+    fk.insert("FuzzKw");
+    if (auto w = m.update_keywords(all, modify_op::add, fk); !w) {
+        if (!commit_error_ok(w.error_value())) oracle_fail("keyword store on an accepted file: " + w.error_value().message);
+    } else {
+        for (auto const& r : read_view(m).recs)
+            if (r.keywords.count("FuzzKw") == 0) oracle_fail("STORE +FLAGS (FuzzKw) 1:* left a message without it");
+    }
+    if (auto a = m.append("fuzz", mail_time{0}, system_flag::seen); !a) {
+        if (!commit_error_ok(a.error_value())) oracle_fail("append to an accepted file: " + a.error_value().message);
+    } else {
+        if (value(*a) != after.uid_next) oracle_fail("append did not get UIDNEXT");
+        auto const b = m.read_message(*a);
+        if (!b || *b != "fuzz") oracle_fail("the appended message does not read back");
+    }
+    view const grown = read_view(m);
+    if (!grown.recs.empty()) {
+        uid const top = grown.recs.back().id;
+        if (auto x = m.expunge(uid_set{{value(top), value(top)}}); !x) {
+            if (!commit_error_ok(x.error_value())) oracle_fail("expunge on an accepted file: " + x.error_value().message);
+        } else {
+            auto const c = must(m.changes_since(modseq{grown.hms}), "changes_since");
+            if (!c.expunged || !c.expunged->contains(value(top))) oracle_fail("an expunged UID is not reported vanished");
+            if (c.changed.contains(value(top))) oracle_fail("an expunged UID is reported changed");
+        }
+    }
+    view const before_compact = read_view(m);
+    {
+        mmap_mailbox fresh(box, opt);
+        if (auto o = fresh.open(); !o) oracle_fail("the file written by the commits does not open: " + o.error_value().message);
+        if (!(read_view(fresh) == before_compact)) oracle_fail("a fresh handle disagrees after the commits");
+    }
 
     // Compaction keeps the logical state.
     if (auto c = m.compact(); !c) {
@@ -184,7 +218,7 @@ inline void run_image(std::string const& box, std::span<std::byte const> img) {
     }
     mmap_mailbox fresh(box, opt);
     if (auto o = fresh.open(); !o) oracle_fail("the compacted file does not open: " + o.error_value().message);
-    if (!(read_view(fresh) == after)) oracle_fail("compaction changed the state");
+    if (!(read_view(fresh) == before_compact)) oracle_fail("compaction changed the state");
 }
 
 } // namespace index_detail
