@@ -616,9 +616,12 @@ public:
     /// \brief Opens: joins the state other handles of this process hold on the same
     /// directory (`mmap_options::share_open`), loading it from disk if nobody has.
     result<void> open() {
+        if (is_open()) return {};
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
-        if (auto r = ensure_loaded(); !r) {
+        // Joining a state another handle loaded: check (O(1) when nothing changed) that
+        // the mailbox is still there.
+        if (auto r = core_->loaded ? refresh() : ensure_loaded(); !r) {
             lk->unlock();
             core_.reset();
             return r;
