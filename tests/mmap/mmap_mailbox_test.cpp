@@ -772,20 +772,30 @@ TEST_CASE("mmap_mailbox refresh: a replaced file (compaction, re-creation) reope
     CHECK(e.error_value().message.find("base_crc") != std::string::npos);
 }
 
-TEST_CASE("mmap_mailbox refresh: a slot being published keeps the snapshot instead of waiting") {
+TEST_CASE("mmap_mailbox refresh: with refresh_nowait, a slot being published keeps the snapshot instead of waiting") {
     temp_dir t;
     std::string const dir = t.path + "/box";
     REQUIRE(mmap_mailbox::create(dir, uid_validity{11}).has_value());
     auto o = own_options("R");
     o.lock_timeout = std::chrono::milliseconds{50};
+    o.refresh_nowait = true;
     mmap_mailbox r(dir, o);
     REQUIRE(r.open().has_value());
+    auto waiting = own_options("Q");
+    waiting.lock_timeout = std::chrono::milliseconds{50};
+    mmap_mailbox q(dir, waiting);
+    REQUIRE(q.open().has_value());
     auto pl = unique_fd::open(dir + "/publish.lock", O_RDWR);
     REQUIRE(pl.has_value());
     REQUIRE(::flock(pl->get(), LOCK_EX) == 0); // a writer between W4 and W7
     auto st = r.status();
     REQUIRE(st.has_value());
     CHECK(r.reader_stats().busy_refreshes == 1);
+    // Without refresh_nowait a refresh waits for the slot, up to the deadline.
+    auto qe = q.status();
+    REQUIRE_FALSE(qe.has_value());
+    CHECK(qe.error_value().is(errc::temporary));
+    CHECK(q.reader_stats().busy_refreshes == 0);
     // A first open has no snapshot to keep: it waits, up to the deadline.
     mmap_mailbox n(dir, o);
     auto e = n.open();
@@ -1010,4 +1020,16 @@ TEST_CASE("mmap_mailbox: the last close compacts when the tail is worth it") {
     mmap_mailbox again(dir, own_options("A"));
     CHECK(again.status().has_value());
     CHECK(again.tail_count() == 3);
+
+    // The destructor closes too.
+    {
+        mmap_mailbox d(dir, o);
+        for (int i = 0; i < 3; ++i)
+            REQUIRE(d.update_flags(uid_set{{1, 3}}, modify_op::add, i % 2 == 0 ? system_flag::flagged : system_flag::draft).has_value());
+        REQUIRE(d.tail_count() == 9); // 3 before + 3 flagged + 3 draft; the third call is a no-op
+        REQUIRE(d.compaction_worthwhile());
+    }
+    mmap_mailbox last(dir, own_options("L"));
+    CHECK(last.status().has_value());
+    CHECK(last.tail_count() == 0);
 }

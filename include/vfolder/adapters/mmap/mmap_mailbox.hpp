@@ -74,6 +74,10 @@ struct mmap_options {
     /// Files in `tmp/` older than this are swept when a handle first writes (§8.3);
     /// younger ones may be another writer's staging.
     std::chrono::seconds stale_tmp_age{3600};
+    /// A refresh that finds a writer publishing (the publish lock taken) keeps the
+    /// snapshot it has instead of waiting (§7 Refresh step 1). Off by default: then a call
+    /// that starts after another process acknowledged a commit always sees that commit.
+    bool refresh_nowait = false;
 };
 
 /// \brief Counters of the reader's work on one open state (shared by the handles that
@@ -607,7 +611,17 @@ public:
     }
 
     mmap_mailbox(mmap_mailbox&&) noexcept = default;
-    mmap_mailbox& operator=(mmap_mailbox&&) noexcept = default;
+    mmap_mailbox& operator=(mmap_mailbox&& o) noexcept {
+        if (this != &o) {
+            close();
+            dir_ = std::move(o.dir_);
+            opt_ = std::move(o.opt_);
+            core_ = std::move(o.core_);
+        }
+        return *this;
+    }
+    /// \brief `close()`s (so the last handle of the process may compact).
+    ~mmap_mailbox() { close(); }
 
     // ------------------------------------------------------------ openable_backend
     [[nodiscard]] std::string_view name() const noexcept { return opt_.name; }
@@ -1159,7 +1173,8 @@ private:
 
     // Brings the state up to the newest committed generation (§7 Refresh):
     //  * the index was replaced (other inode, unlinked, RETIRED): full reopen;
-    //  * the publish lock is busy and `wait` is false: keep the snapshot ("no change yet");
+    //  * the publish lock is busy, `wait` is false and `refresh_nowait` set: keep the
+    //    snapshot ("no change yet"); else wait for it (up to the deadline);
     //  * the generation is unchanged: done, O(1) (a stat, an fstat, two 256-byte preads);
     //  * the same file moved on: the monotonicity rules of step 4 (else "inconsistent",
     //    and the snapshot is dropped), then only the new tail entries are read (pread,
@@ -1180,9 +1195,10 @@ private:
         if (!own) return ctx(std::move(own).error_value());
         if (static_cast<std::uint64_t>(st.st_ino) != c.st.ino || st.st_dev != own->st_dev || own->st_nlink == 0) return reopen();
         bool busy = false;
-        auto h = read_slots(c.fd, c.plock, wait ? opt_.lock_timeout : std::chrono::milliseconds{0}, &busy);
+        bool const nowait = !wait && opt_.refresh_nowait;
+        auto h = read_slots(c.fd, c.plock, nowait ? std::chrono::milliseconds{0} : opt_.lock_timeout, &busy);
         if (!h) {
-            if (busy && !wait) {
+            if (busy && nowait) {
                 ++c.stats.busy_refreshes;
                 return {};
             }
