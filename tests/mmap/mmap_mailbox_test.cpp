@@ -761,6 +761,20 @@ TEST_CASE("mmap_mailbox refresh: a replaced file (compaction, re-creation) reope
     CHECK(r.reader_stats().full_loads == 2);
     CHECK(r.reader_stats().base_entries_validated == 2);
 
+    // An older copy of the index put back: the reload works, but the counters went down.
+    auto const older = read_file(dir + "/index");
+    REQUIRE(w.append("c", mail_time{3}).has_value());
+    REQUIRE(r.status()->exists == 3);
+    write_file(dir + "/index.old", older);
+    REQUIRE(std::rename((dir + "/index.old").c_str(), (dir + "/index").c_str()) == 0);
+    auto back = r.status();
+    REQUIRE_FALSE(back.has_value());
+    CHECK(mmap_mailbox::is_inconsistent(back.error_value()));
+    CHECK(back.error_value().message.find("highestmodseq") != std::string::npos);
+    auto now = r.status(); // reported once; the state of the file in place is served
+    REQUIRE(now.has_value());
+    CHECK(now->exists == 2);
+
     // A replacement whose base is damaged is caught by the full reload.
     auto f = read_file(dir + "/index");
     f[base_off + 33] ^= std::byte{0x01};

@@ -1229,9 +1229,29 @@ private:
         return {};
     }
 
+    // Full open of a replacement file, then the continuity check of §7 step 3: with the
+    // same uidvalidity, highestmodseq and uidnext must not go down (an older copy of the
+    // index put back, say). A violation is reported once as "inconsistent"; the new state
+    // stays loaded.
     result<void> reopen() {
-        core_->reset();
-        return ensure_loaded();
+        auto& c = *core_;
+        bool const had = c.loaded;
+        mmap_detail::slot_fields const old = c.st.hdr;
+        c.reset();
+        if (auto r = ensure_loaded(); !r) return r;
+        if (had && old.uidvalidity == c.st.hdr.uidvalidity) {
+            std::string_view f;
+            if (c.st.hdr.highestmodseq < old.highestmodseq) f = "highestmodseq";
+            else if (c.st.hdr.uidnext < old.uidnext) f = "uidnext";
+            if (!f.empty()) {
+                std::string m(mmap_detail::inconsistent_prefix);
+                m.append(c.fd.path()).append(": ").append(f).append(" went down in the replacement file (generation ")
+                    .append(std::to_string(old.generation)).append(" -> ").append(std::to_string(c.st.hdr.generation))
+                    .append("); resync in full");
+                return ctx(error{errc::corrupted, std::move(m)});
+            }
+        }
+        return {};
     }
 
     // Takes the writer lock (within `timeout`), runs recovery (fdatasync, catch up) and,
