@@ -8,13 +8,20 @@
 /// Every handle is both reader and writer. A write takes `flock(writer.lock, LOCK_EX)` for
 /// the transaction, catches up with the file, appends entries past the committed end,
 /// fdatasyncs, publishes the other header slot under `flock(publish.lock, LOCK_EX)`,
-/// fdatasyncs again and only then returns. Every call first refreshes: the slots are
-/// copied under the shared publish lock and, when the generation moved, the new tail
-/// entries are replayed (or the whole file reloaded when it was replaced).
+/// fdatasyncs again and only then returns. Every call first refreshes (MAILBOX-FORMAT §7):
+/// the slots are copied under the shared publish lock; an unchanged generation costs
+/// nothing more; a grown tail of the same file is checked for monotonicity (else an
+/// "inconsistent" error), and only its new entries are read, validated and applied; a
+/// replaced file is reopened in full.
 ///
-/// v1 limits: the reader maps the committed range (PROT_READ, MAP_SHARED), validates it
-/// and materialises the messages in memory (O(N) per open, O(k) per refresh); queries
-/// then run on that copy. Not thread-safe: one handle per thread.
+/// The handles of one process on one directory share one reference-counted state (open
+/// files, materialised messages, a mutex serialising the calls), keyed by the directory's
+/// device and inode (`mmap_options::share_open`). The last one to close releases it,
+/// compacting first when worthwhile (`mmap_options::auto_compact`).
+///
+/// v1 limits: the reader maps the committed range (PROT_READ, MAP_SHARED) at open,
+/// validates it and materialises the messages in memory (O(N) per open, O(k log N) per
+/// refresh that finds k new entries); queries then run on that copy.
 #pragma once
 
 #include <vfolder/adapters/mmap/detail/crc32c.hpp>
