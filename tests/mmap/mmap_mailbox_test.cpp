@@ -907,11 +907,19 @@ TEST_CASE("mmap_mailbox: a forked child never shares its parent's state") {
     REQUIRE(mmap_mailbox::create(dir, uid_validity{15}).has_value());
     mmap_mailbox p(dir, {"P"});
     REQUIRE(p.open().has_value());
+    REQUIRE(p.status().has_value());
+    REQUIRE(p.status().has_value());
+    REQUIRE(p.reader_stats().unchanged_refreshes >= 2);
     pid_t const pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+        // The handle carried over from the parent leaves the parent's state: its counters
+        // start again (a full load, then one unchanged refresh).
+        bool ok = p.status().has_value() && p.reader_stats().full_loads == 1 &&
+                  p.reader_stats().unchanged_refreshes == 1 && p.shared_handles() == 1;
+        // A new handle in the child shares the child's state, never the parent's.
         mmap_mailbox c(dir, {"C"});
-        bool ok = c.open().has_value() && c.shared_handles() == 1 && c.append("c", mail_time{1}).has_value();
+        ok = ok && c.open().has_value() && c.shared_handles() == 2 && c.append("c", mail_time{1}).has_value();
         ::_exit(ok ? 0 : 1);
     }
     int status = 0;

@@ -43,6 +43,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -977,8 +979,10 @@ private:
     // Takes the core's mutex, joining (or re-joining) the shared core first. A core that
     // is not loaded (never opened, or dropped after a removal or a failure) is left and
     // looked up again, so a re-created directory gets the state of its own inode.
+    // A handle carried into a fork()ed child leaves its parent's state too: sharing the
+    // parent's open files would make their flocks one lock.
     result<std::unique_lock<std::mutex>> lock_core() {
-        if (core_ && !core_->loaded.load()) core_.reset();
+        if (core_ && (!core_->loaded.load() || core_->pid != ::getpid())) core_.reset();
         if (!core_) {
             auto c = mmap_detail::acquire_core(dir_, opt_.share_open);
             if (!c) return ctx(std::move(c).error_value());
