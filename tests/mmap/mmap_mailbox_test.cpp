@@ -893,9 +893,24 @@ TEST_CASE("mmap_mailbox: threads with handles on one directory serialise on the 
             if (!m.status().has_value()) ++failures;
         }
     };
-    std::thread t1(work, 1), t2(work, 2);
+    // A third thread keeps joining and leaving the shared state, reading and flagging.
+    auto churn = [&] {
+        for (int i = 0; i < 30; ++i) {
+            mmap_mailbox m(dir, {"C"});
+            if (!m.open().has_value()) ++failures;
+            auto st = m.status();
+            if (!st.has_value()) ++failures;
+            else if (st->exists > 0 &&
+                     !m.update_flags(uid_set{{1, st->exists}}, modify_op::add, system_flag::seen).has_value())
+                ++failures;
+            if (m.reader_stats().full_loads == 0) ++failures;
+            m.close();
+        }
+    };
+    std::thread t1(work, 1), t2(work, 2), t3(churn);
     t1.join();
     t2.join();
+    t3.join();
     CHECK(failures.load() == 0);
     mmap_mailbox m(dir, own_options("M"));
     CHECK(m.status()->exists == 30);
