@@ -775,6 +775,28 @@ TEST_CASE("mmap_mailbox refresh: a replaced file (compaction, re-creation) reope
     REQUIRE(now.has_value());
     CHECK(now->exists == 2);
 
+    // A replacement in which a live message is gone without a tombstone.
+    {
+        mailbox_state forged;
+        slot_fields h = newest_slot(dir + "/index");
+        msg_image one;
+        one.uid = 1;
+        one.modseq = one.created_modseq = h.highestmodseq + 5; // modseqs and uidnext move on
+        one.date = 1;
+        forged.live.emplace(1U, live_msg{one, {}});
+        h.highestmodseq += 10;
+        auto bytes = build_index_file(forged, h, h.generation + 1, 0x1234567890ULL);
+        write_file(dir + "/index.forged", bytes);
+        REQUIRE(std::rename((dir + "/index.forged").c_str(), (dir + "/index").c_str()) == 0);
+        auto lost = r.status();
+        REQUIRE_FALSE(lost.has_value());
+        CHECK(mmap_mailbox::is_inconsistent(lost.error_value()));
+        CHECK(lost.error_value().message.find("uid 2 vanished without a tombstone") != std::string::npos);
+        auto served = r.status();
+        REQUIRE(served.has_value());
+        CHECK(served->exists == 1);
+    }
+
     // A replacement whose base is damaged is caught by the full reload.
     auto f = read_file(dir + "/index");
     f[base_off + 33] ^= std::byte{0x01};

@@ -1242,27 +1242,34 @@ private:
 
     // Full open of a replacement file, then the continuity check of §7 step 3: with the
     // same uidvalidity, highestmodseq and uidnext must not go down (an older copy of the
-    // index put back, say). A violation is reported once as "inconsistent"; the new state
-    // stays loaded.
+    // index put back, say), and every UID live before must be live or a tombstone now
+    // (O(N log N), like the reload itself). A violation is reported once as
+    // "inconsistent"; the new state stays loaded.
     result<void> reopen() {
         auto& c = *core_;
         bool const had = c.loaded;
-        mmap_detail::slot_fields const old = c.st.hdr;
+        mmap_detail::mailbox_state old = std::move(c.st);
         c.reset();
         if (auto r = ensure_loaded(); !r) return r;
-        if (had && old.uidvalidity == c.st.hdr.uidvalidity) {
-            std::string_view f;
-            if (c.st.hdr.highestmodseq < old.highestmodseq) f = "highestmodseq";
-            else if (c.st.hdr.uidnext < old.uidnext) f = "uidnext";
-            if (!f.empty()) {
-                std::string m(mmap_detail::inconsistent_prefix);
-                m.append(c.fd.path()).append(": ").append(f).append(" went down in the replacement file (generation ")
-                    .append(std::to_string(old.generation)).append(" -> ").append(std::to_string(c.st.hdr.generation))
-                    .append("); resync in full");
-                return ctx(error{errc::corrupted, std::move(m)});
-            }
+        if (!had || old.hdr.uidvalidity != c.st.hdr.uidvalidity) return {};
+        std::string what;
+        if (c.st.hdr.highestmodseq < old.hdr.highestmodseq) {
+            what = "highestmodseq went down";
+        } else if (c.st.hdr.uidnext < old.hdr.uidnext) {
+            what = "uidnext went down";
+        } else {
+            for (auto const& [u, m] : old.live)
+                if (c.st.live.count(u) == 0 && c.st.tomb_uids.count(u) == 0) {
+                    what = "uid " + std::to_string(u) + " vanished without a tombstone";
+                    break;
+                }
         }
-        return {};
+        if (what.empty()) return {};
+        std::string m(mmap_detail::inconsistent_prefix);
+        m.append(c.fd.path()).append(": ").append(what).append(" in the replacement file (generation ")
+            .append(std::to_string(old.hdr.generation)).append(" -> ").append(std::to_string(c.st.hdr.generation))
+            .append("); resync in full");
+        return ctx(error{errc::corrupted, std::move(m)});
     }
 
     // Takes the writer lock (within `timeout`), runs recovery (fdatasync, catch up) and,
