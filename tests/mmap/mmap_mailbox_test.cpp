@@ -7,15 +7,19 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <csignal>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -535,4 +539,628 @@ TEST_CASE("mmap_mailbox: failed writes and fsyncs (W1, W2, W6) leave G or G+1, n
     CHECK(flagged(m));
     mmap_mailbox again(dir);
     CHECK(flagged(again));
+}
+
+// ---------------------------------------------------------------- reader refresh (§7)
+namespace {
+
+mmap_options own_options(std::string name) {
+    mmap_options o;
+    o.name = std::move(name);
+    o.share_open = false; // a state of its own, like a handle in another process
+    o.auto_compact = false;
+    return o;
+}
+
+// Rewrites the slot of generation `h.generation` (by parity) in place (same inode).
+void put_slot(std::string const& index, slot_fields const& h) {
+    auto f = read_file(index);
+    auto const raw = encode_slot(h);
+    std::memcpy(f.data() + (h.generation % 2 == 0 ? 0 : slot_b_off), raw.data(), slot_size);
+    write_file(index, f);
+}
+
+// The slot in force, decoded from the file.
+slot_fields newest_slot(std::string const& index) {
+    auto f = read_file(index);
+    REQUIRE(f.size() >= base_off);
+    slot_fields const a = decode_slot(std::span<std::byte const, slot_size>(f.data(), slot_size));
+    slot_fields const b = decode_slot(std::span<std::byte const, slot_size>(f.data() + slot_b_off, slot_size));
+    bool const a_ok = check_slot(a, std::span<std::byte const, slot_size>(f.data(), slot_size), 0, f.size(), index).has_value();
+    bool const b_ok = check_slot(b, std::span<std::byte const, slot_size>(f.data() + slot_b_off, slot_size), slot_b_off, f.size(), index).has_value();
+    REQUIRE((a_ok || b_ok));
+    return a_ok && (!b_ok || a.generation > b.generation) ? a : b;
+}
+
+} // namespace
+
+TEST_CASE("mmap_mailbox refresh: unchanged generation reads only the slots; a grown tail validates only the new entries") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{5}).has_value());
+    mmap_mailbox w(dir, own_options("W"));
+    for (int i = 0; i < 40; ++i) REQUIRE(w.append("m" + std::to_string(i), mail_time{1000 + i}).has_value());
+    REQUIRE(w.compact().has_value()); // the 40 messages are now the base
+    REQUIRE(w.tail_count() == 0);
+
+    mmap_mailbox r(dir, own_options("R"));
+    REQUIRE(r.open().has_value());
+    auto s0 = r.reader_stats();
+    CHECK(s0.full_loads == 1);
+    CHECK(s0.base_entries_validated == 40);
+    CHECK(s0.tail_entries_validated == 0);
+
+    REQUIRE(r.status().has_value());
+    REQUIRE(r.status().has_value());
+    auto s1 = r.reader_stats();
+    CHECK(s1.unchanged_refreshes == s0.unchanged_refreshes + 2);
+    CHECK(s1.incremental_refreshes == 0);
+    CHECK(s1.full_loads == 1);
+
+    // Damage one byte of the base behind the readers' backs (slots untouched). A refresh
+    // after a commit must not look at the base again, so r does not notice; a full open does.
+    auto const index = dir + "/index";
+    {
+        auto f = read_file(index);
+        f[base_off + 24] ^= std::byte{0x01}; // internaldate of LIVE entry 0
+        write_file(index, f);
+    }
+    REQUIRE(w.append("new", mail_time{5000}, {}, kws({"Fresh"})).has_value()); // KWDEF + MSG
+    auto st = r.status();
+    REQUIRE(st.has_value());
+    CHECK(st->exists == 41);
+    auto s2 = r.reader_stats();
+    CHECK(s2.full_loads == 1);
+    CHECK(s2.incremental_refreshes == 1);
+    CHECK(s2.tail_entries_validated == 2);
+    CHECK(s2.base_entries_validated == 40);
+    auto rec = r.fetch(uid_set{{41, 41}}, fetch_fields::all);
+    REQUIRE(rec.has_value());
+    REQUIRE(rec->size() == 1);
+    CHECK((*rec)[0].keywords == kws({"Fresh"}));
+
+    mmap_mailbox fresh(dir, own_options("F"));
+    auto bad = fresh.open();
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error_value().is(errc::corrupted));
+    CHECK_FALSE(mmap_mailbox::is_inconsistent(bad.error_value()));
+}
+
+TEST_CASE("mmap_mailbox refresh: incremental state equals a full load after mixed changes") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{6}).has_value());
+    mmap_mailbox w(dir, own_options("W"));
+    mmap_mailbox r(dir, own_options("R"));
+    REQUIRE(r.open().has_value());
+    for (int round = 0; round < 5; ++round) {
+        for (int i = 0; i < 4; ++i) {
+            keyword_set k;
+            k.insert("K" + std::to_string(i));
+            REQUIRE(w.append("x", mail_time{100 * round + i}, system_flag::seen, k).has_value());
+        }
+        auto const st = w.status();
+        REQUIRE(st.has_value());
+        std::uint32_t const hi = value(st->uid_next) - 1;
+        REQUIRE(w.update_flags(uid_set{{1, hi}}, modify_op::add, system_flag::flagged).has_value());
+        keyword_set rk;
+        rk.insert("R" + std::to_string(round));
+        REQUIRE(w.update_keywords(uid_set{{hi - 1, hi}}, modify_op::add, rk).has_value());
+        REQUIRE(w.expunge(uid_set{{hi - 2, hi - 2}}).has_value());
+        auto a = snapshot(r);
+        REQUIRE(a.has_value());
+        mmap_mailbox f(dir, own_options("F"));
+        auto b = snapshot(f);
+        REQUIRE(b.has_value());
+        CHECK(*a == *b);
+        auto ca = r.changes_since(modseq{3});
+        auto cb = f.changes_since(modseq{3});
+        REQUIRE(ca.has_value());
+        REQUIRE(cb.has_value());
+        CHECK(ca->changed == cb->changed);
+        CHECK(ca->expunged == cb->expunged);
+    }
+    auto const s = r.reader_stats();
+    CHECK(s.full_loads == 1);
+    CHECK(s.incremental_refreshes >= 5);
+}
+
+TEST_CASE("mmap_mailbox refresh: a base field changed in the same file is 'inconsistent', then a full reload") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{7}).has_value());
+    mmap_mailbox w(dir, own_options("W"));
+    REQUIRE(w.append("a", mail_time{1}).has_value());
+    mmap_mailbox r(dir, own_options("R"));
+    REQUIRE(r.open().has_value());
+    auto const index = dir + "/index";
+
+    SUBCASE("uidvalidity changes under a snapshot") {
+        slot_fields h = newest_slot(index);
+        h.generation += 1;
+        h.uidvalidity = 8;
+        put_slot(index, h);
+        auto e = r.status();
+        REQUIRE_FALSE(e.has_value());
+        CHECK(e.error_value().is(errc::corrupted));
+        CHECK(mmap_mailbox::is_inconsistent(e.error_value()));
+        CHECK(e.error_value().message.find("uidvalidity") != std::string::npos);
+        CHECK(e.error_value().message.find("(for backend mailbox R)") != std::string::npos);
+        // The snapshot was dropped: the next call reloads and revalidates the whole file.
+        auto st = r.status();
+        REQUIRE(st.has_value());
+        CHECK(value(st->validity) == 8);
+        CHECK(r.reader_stats().full_loads == 1); // counters belong to the new state
+    }
+    SUBCASE("tail_count goes backwards") {
+        REQUIRE(w.update_flags(uid_set{{1, 1}}, modify_op::add, system_flag::seen).has_value());
+        REQUIRE(r.status().has_value());
+        slot_fields h = newest_slot(index);
+        h.generation += 1;
+        h.tail_count -= 1;
+        put_slot(index, h);
+        auto e = r.status();
+        REQUIRE_FALSE(e.has_value());
+        CHECK(mmap_mailbox::is_inconsistent(e.error_value()));
+        CHECK(e.error_value().message.find("tail_count") != std::string::npos);
+    }
+    SUBCASE("a new file_id in the same inode") {
+        slot_fields h = newest_slot(index);
+        h.generation += 1;
+        h.file_id ^= 0x10000;
+        put_slot(index, h);
+        auto e = r.status();
+        REQUIRE_FALSE(e.has_value());
+        CHECK(mmap_mailbox::is_inconsistent(e.error_value()));
+        // The reload finds entries sealed with another file's seed: corrupted, not a crash.
+        auto again = r.status();
+        REQUIRE_FALSE(again.has_value());
+        CHECK(again.error_value().is(errc::corrupted));
+        CHECK_FALSE(mmap_mailbox::is_inconsistent(again.error_value()));
+    }
+}
+
+TEST_CASE("mmap_mailbox refresh: a damaged new tail entry is corrupted and the snapshot stays") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    mmap_mailbox w(dir, own_options("W"));
+    REQUIRE(w.append("a", mail_time{1}).has_value());
+    mmap_mailbox r(dir, own_options("R"));
+    auto const before = snapshot(r);
+    REQUIRE(before.has_value());
+    REQUIRE(w.append("b", mail_time{2}).has_value());
+    auto const h = newest_slot(dir + "/index");
+    {
+        auto f = read_file(dir + "/index");
+        f[h.committed_end() - entry_size + 33] ^= std::byte{0x40}; // size of the new entry
+        write_file(dir + "/index", f);
+    }
+    auto e = r.status();
+    REQUIRE_FALSE(e.has_value());
+    CHECK(e.error_value().is(errc::corrupted));
+    CHECK_FALSE(mmap_mailbox::is_inconsistent(e.error_value()));
+    CHECK(e.error_value().message.find("checksum") != std::string::npos);
+    CHECK(r.reader_stats().incremental_refreshes == 0);
+    CHECK(r.reader_stats().full_loads == 1);
+}
+
+TEST_CASE("mmap_mailbox refresh: a replaced file (compaction, re-creation) reopens in full") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{10}).has_value());
+    mmap_mailbox w(dir, own_options("W"));
+    REQUIRE(w.append("a", mail_time{1}).has_value());
+    REQUIRE(w.append("b", mail_time{2}).has_value());
+    mmap_mailbox r(dir, own_options("R"));
+    REQUIRE(r.open().has_value());
+    REQUIRE(w.compact().has_value());
+    auto v = snapshot(r);
+    REQUIRE(v.has_value());
+    CHECK(v->st.exists == 2);
+    CHECK(r.reader_stats().full_loads == 2);
+    CHECK(r.reader_stats().base_entries_validated == 2);
+
+    // An older copy of the index put back: the reload works, but the counters went down.
+    auto const older = read_file(dir + "/index");
+    REQUIRE(w.append("c", mail_time{3}).has_value());
+    REQUIRE(r.status()->exists == 3);
+    write_file(dir + "/index.old", older);
+    REQUIRE(std::rename((dir + "/index.old").c_str(), (dir + "/index").c_str()) == 0);
+    auto back = r.status();
+    REQUIRE_FALSE(back.has_value());
+    CHECK(mmap_mailbox::is_inconsistent(back.error_value()));
+    CHECK(back.error_value().message.find("highestmodseq") != std::string::npos);
+    auto now = r.status(); // reported once; the state of the file in place is served
+    REQUIRE(now.has_value());
+    CHECK(now->exists == 2);
+
+    // A replacement in which a live message is gone without a tombstone.
+    {
+        mailbox_state forged;
+        slot_fields h = newest_slot(dir + "/index");
+        msg_image one;
+        one.uid = 1;
+        one.modseq = one.created_modseq = h.highestmodseq + 5; // modseqs and uidnext move on
+        one.date = 1;
+        forged.live.emplace(1U, live_msg{one, {}});
+        h.highestmodseq += 10;
+        auto bytes = build_index_file(forged, h, h.generation + 1, 0x1234567890ULL);
+        write_file(dir + "/index.forged", bytes);
+        REQUIRE(std::rename((dir + "/index.forged").c_str(), (dir + "/index").c_str()) == 0);
+        auto lost = r.status();
+        REQUIRE_FALSE(lost.has_value());
+        CHECK(mmap_mailbox::is_inconsistent(lost.error_value()));
+        CHECK(lost.error_value().message.find("uid 2 vanished without a tombstone") != std::string::npos);
+        auto served = r.status();
+        REQUIRE(served.has_value());
+        CHECK(served->exists == 1);
+    }
+
+    // A replacement whose base is damaged is caught by the full reload.
+    auto f = read_file(dir + "/index");
+    f[base_off + 33] ^= std::byte{0x01};
+    write_file(dir + "/index.bad", f);
+    REQUIRE(std::rename((dir + "/index.bad").c_str(), (dir + "/index").c_str()) == 0);
+    auto e = r.status();
+    REQUIRE_FALSE(e.has_value());
+    CHECK(e.error_value().is(errc::corrupted));
+    CHECK(e.error_value().message.find("base_crc") != std::string::npos);
+}
+
+TEST_CASE("mmap_mailbox refresh: with refresh_nowait, a slot being published keeps the snapshot instead of waiting") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{11}).has_value());
+    auto o = own_options("R");
+    o.lock_timeout = std::chrono::milliseconds{50};
+    o.refresh_nowait = true;
+    mmap_mailbox r(dir, o);
+    REQUIRE(r.open().has_value());
+    auto waiting = own_options("Q");
+    waiting.lock_timeout = std::chrono::milliseconds{50};
+    mmap_mailbox q(dir, waiting);
+    REQUIRE(q.open().has_value());
+    auto pl = unique_fd::open(dir + "/publish.lock", O_RDWR);
+    REQUIRE(pl.has_value());
+    REQUIRE(::flock(pl->get(), LOCK_EX) == 0); // a writer between W4 and W7
+    auto st = r.status();
+    REQUIRE(st.has_value());
+    CHECK(r.reader_stats().busy_refreshes == 1);
+    // Without refresh_nowait a refresh waits for the slot, up to the deadline.
+    auto qe = q.status();
+    REQUIRE_FALSE(qe.has_value());
+    CHECK(qe.error_value().is(errc::temporary));
+    CHECK(q.reader_stats().busy_refreshes == 0);
+    // A first open has no snapshot to keep: it waits, up to the deadline.
+    mmap_mailbox n(dir, o);
+    auto e = n.open();
+    REQUIRE_FALSE(e.has_value());
+    CHECK(e.error_value().is(errc::temporary));
+    ::flock(pl->get(), LOCK_UN);
+    CHECK(r.status().has_value());
+    CHECK(r.reader_stats().unchanged_refreshes >= 1);
+}
+
+// ---------------------------------------------------------------- one state per process
+TEST_CASE("mmap_mailbox: handles on the same directory share one reference-counted state") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{12}).has_value());
+    mmap_mailbox a(dir, {"A"});
+    mmap_mailbox b(t.path + "/./box", {"B"}); // another spelling of the same directory
+    CHECK(a.shared_handles() == 0);
+    REQUIRE(a.open().has_value());
+    REQUIRE(b.open().has_value());
+    CHECK(a.shared_handles() == 2);
+    CHECK(b.shared_handles() == 2);
+    REQUIRE(a.append("x", mail_time{1}).has_value());
+    auto const sa = a.reader_stats();
+    auto sb = b.status();
+    REQUIRE(sb.has_value());
+    CHECK(sb->exists == 1);
+    // b sees a's commit without reading the file: same state, same counters.
+    CHECK(b.reader_stats().full_loads == 1);
+    CHECK(b.reader_stats().incremental_refreshes == 0);
+    CHECK(b.reader_stats().unchanged_refreshes == sa.unchanged_refreshes + 1);
+
+    mmap_mailbox c(dir, own_options("C"));
+    REQUIRE(c.open().has_value());
+    CHECK(c.shared_handles() == 1);
+    CHECK(a.shared_handles() == 2);
+
+    a.close();
+    CHECK_FALSE(a.is_open());
+    CHECK(a.shared_handles() == 0);
+    CHECK(b.shared_handles() == 1);
+    REQUIRE(b.append("y", mail_time{2}).has_value());
+    CHECK(c.status()->exists == 2);
+    REQUIRE(a.open().has_value()); // rejoins b
+    CHECK(a.shared_handles() == 2);
+    CHECK(a.reader_stats().full_loads == 1);
+    a.close();
+    b.close();
+    // The last one out released the state: a new open loads from disk again.
+    mmap_mailbox d(dir, {"D"});
+    REQUIRE(d.open().has_value());
+    CHECK(d.shared_handles() == 1);
+    CHECK(d.reader_stats().full_loads == 1);
+    CHECK(d.reader_stats().tail_entries_validated == 2);
+
+    // Removing and re-creating the directory never hands out the old state.
+    d.close();
+    mmap_mailbox e(dir, {"E"});
+    REQUIRE(e.open().has_value());
+    REQUIRE(mmap_mailbox::remove(dir).has_value());
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{13}).has_value());
+    mmap_mailbox g(dir, {"G"});
+    auto st = g.status();
+    REQUIRE(st.has_value());
+    CHECK(value(st->validity) == 13);
+    CHECK(st->exists == 0);
+    auto old = e.status(); // e's state was for the removed directory
+    REQUIRE(old.has_value());
+    CHECK(value(old->validity) == 13);
+}
+
+TEST_CASE("mmap_mailbox: threads with handles on one directory serialise on the shared state") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{14}).has_value());
+    std::atomic<int> failures{0};
+    auto work = [&](int id) {
+        mmap_mailbox m(dir, {"T" + std::to_string(id)});
+        for (int i = 0; i < 15; ++i) {
+            if (!m.append("t" + std::to_string(id), mail_time{i}).has_value()) ++failures;
+            if (!m.status().has_value()) ++failures;
+        }
+    };
+    // A third thread keeps joining and leaving the shared state, reading and flagging.
+    auto churn = [&] {
+        for (int i = 0; i < 30; ++i) {
+            mmap_mailbox m(dir, {"C"});
+            if (!m.open().has_value()) ++failures;
+            auto st = m.status();
+            if (!st.has_value()) ++failures;
+            else if (st->exists > 0 &&
+                     !m.update_flags(uid_set{{1, st->exists}}, modify_op::add, system_flag::seen).has_value())
+                ++failures;
+            if (m.reader_stats().full_loads == 0) ++failures;
+            m.close();
+        }
+    };
+    std::thread t1(work, 1), t2(work, 2), t3(churn);
+    t1.join();
+    t2.join();
+    t3.join();
+    CHECK(failures.load() == 0);
+    mmap_mailbox m(dir, own_options("M"));
+    CHECK(m.status()->exists == 30);
+}
+
+TEST_CASE("mmap_mailbox: a forked child never shares its parent's state") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{15}).has_value());
+    mmap_mailbox p(dir, {"P"});
+    REQUIRE(p.open().has_value());
+    REQUIRE(p.status().has_value());
+    REQUIRE(p.status().has_value());
+    REQUIRE(p.reader_stats().unchanged_refreshes >= 2);
+    pid_t const pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        // The handle carried over from the parent leaves the parent's state: its counters
+        // start again (a full load, then one unchanged refresh).
+        bool ok = p.status().has_value() && p.reader_stats().full_loads == 1 &&
+                  p.reader_stats().unchanged_refreshes == 1 && p.shared_handles() == 1;
+        // A new handle in the child shares the child's state, never the parent's.
+        mmap_mailbox c(dir, {"C"});
+        ok = ok && c.open().has_value() && c.shared_handles() == 2 && c.append("c", mail_time{1}).has_value();
+        ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(p.shared_handles() == 1);
+    CHECK(p.status()->exists == 1);
+}
+
+// ---------------------------------------------------------------- housekeeping
+TEST_CASE("mmap_mailbox: remove() makes the index disappear before the message files") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{16}).has_value());
+    mmap_mailbox m(dir, {"M"});
+    REQUIRE(m.append("a", mail_time{1}).has_value());
+    struct reset_hooks {
+        ~reset_hooks() { io_hooks() = {}; }
+    } reset;
+    int checked = 0;
+    io_hooks().fsync = [&](std::string_view p) {
+        if (p == dir) { // the directory fsync right after the index is unlinked
+            CHECK_FALSE(std::filesystem::exists(dir + "/index"));
+            CHECK(std::filesystem::exists(dir + "/msg/1"));
+            ++checked;
+        }
+        return 0;
+    };
+    REQUIRE(mmap_mailbox::remove(dir).has_value());
+    io_hooks() = {};
+    CHECK(checked == 1);
+    CHECK_FALSE(std::filesystem::exists(dir));
+    CHECK(m.status().error_value().is(errc::not_found));
+
+    // A remove interrupted after the index went: the mailbox does not exist, and a second
+    // remove finishes the job.
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{17}).has_value());
+    mmap_mailbox n(dir, {"N"});
+    REQUIRE(n.append("b", mail_time{2}).has_value());
+    n.close();
+    REQUIRE(std::filesystem::remove(dir + "/index"));
+    auto xo = mmap_mailbox(dir, {"X"}).open();
+    REQUIRE_FALSE(xo.has_value());
+    INFO(xo.error_value().message);
+    CHECK(xo.error_value().is(errc::not_found));
+    REQUIRE(mmap_mailbox::remove(dir).has_value());
+    CHECK_FALSE(std::filesystem::exists(dir));
+    CHECK(mmap_mailbox::remove(dir).error_value().is(errc::not_found));
+}
+
+TEST_CASE("mmap_mailbox: the first write sweeps stale tmp/ files, index.new and msg/ orphans above uidnext") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{18}).has_value());
+    {
+        mmap_mailbox m(dir, own_options("M"));
+        REQUIRE(m.append("a", mail_time{1}).has_value());
+    }
+    auto touch = [](std::string const& p, bool old) {
+        { std::ofstream(p) << "junk"; }
+        if (old) {
+            auto const when = std::filesystem::last_write_time(p) - std::chrono::hours(2);
+            std::filesystem::last_write_time(p, when);
+        }
+    };
+    touch(dir + "/tmp/123", true);     // a staging file of a writer that died long ago
+    touch(dir + "/tmp/456", false);    // maybe another writer staging right now
+    touch(dir + "/tmp/index.new", false);
+    touch(dir + "/msg/7", false);      // renamed by a writer killed before its commit
+    mmap_mailbox m(dir, own_options("M"));
+    REQUIRE(m.status().has_value()); // reading sweeps nothing
+    CHECK(std::filesystem::exists(dir + "/tmp/123"));
+    CHECK(std::filesystem::exists(dir + "/msg/7"));
+    REQUIRE(m.update_flags(uid_set{{1, 1}}, modify_op::add, system_flag::seen).has_value());
+    CHECK_FALSE(std::filesystem::exists(dir + "/tmp/123"));
+    CHECK(std::filesystem::exists(dir + "/tmp/456"));
+    CHECK_FALSE(std::filesystem::exists(dir + "/tmp/index.new"));
+    CHECK_FALSE(std::filesystem::exists(dir + "/msg/7"));
+    CHECK(std::filesystem::exists(dir + "/msg/1"));
+    CHECK(*m.read_message(uid{1}) == "a");
+}
+
+TEST_CASE("mmap_mailbox: the last close compacts when the tail is worth it") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{19}).has_value());
+    auto o = own_options("M");
+    o.share_open = true;
+    o.auto_compact = true;
+    o.compact_min_tail = 8;
+    mmap_mailbox m(dir, o);
+    for (int i = 0; i < 3; ++i) REQUIRE(m.append("a", mail_time{i}).has_value());
+    CHECK_FALSE(m.compaction_worthwhile());
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(m.update_flags(uid_set{{1, 3}}, modify_op::add, system_flag::seen).has_value());
+        REQUIRE(m.update_flags(uid_set{{1, 3}}, modify_op::remove, system_flag::seen).has_value());
+    }
+    REQUIRE(m.tail_count() == 21);
+    CHECK(m.compaction_worthwhile());
+    auto const before = snapshot(m);
+    REQUIRE(before.has_value());
+    auto const gen = m.generation();
+
+    mmap_mailbox other(dir, o); // a second user: the first close must not compact
+    REQUIRE(other.open().has_value());
+    m.close();
+    CHECK(other.tail_count() == 21);
+    other.close(); // the last one
+    mmap_mailbox check(dir, own_options("C"));
+    auto after = snapshot(check);
+    REQUIRE(after.has_value());
+    CHECK(*after == *before);
+    CHECK(check.tail_count() == 0);
+    CHECK(check.generation() == gen + 1);
+
+    // Not worthwhile, or switched off: nothing happens.
+    REQUIRE(check.update_flags(uid_set{{1, 3}}, modify_op::add, system_flag::seen).has_value());
+    check.close();
+    mmap_mailbox again(dir, own_options("A"));
+    CHECK(again.status().has_value());
+    CHECK(again.tail_count() == 3);
+
+    // The destructor closes too.
+    {
+        mmap_mailbox d(dir, o);
+        for (int i = 0; i < 3; ++i)
+            REQUIRE(d.update_flags(uid_set{{1, 3}}, modify_op::add, i % 2 == 0 ? system_flag::flagged : system_flag::draft).has_value());
+        REQUIRE(d.tail_count() == 9); // 3 before + 3 flagged + 3 draft; the third call is a no-op
+        REQUIRE(d.compaction_worthwhile());
+    }
+    mmap_mailbox last(dir, own_options("L"));
+    CHECK(last.status().has_value());
+    CHECK(last.tail_count() == 0);
+}
+
+TEST_CASE("mmap_mailbox refresh: every flipped byte of a new commit gives the incremental and the full path the same answer") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{20}).has_value());
+    auto const index = dir + "/index";
+    {
+        mmap_mailbox w(dir, own_options("W"));
+        REQUIRE(w.append("a", mail_time{1}, {}, kws({"Old"})).has_value());
+        REQUIRE(w.append("b", mail_time{2}).has_value());
+        REQUIRE(w.compact().has_value());
+        REQUIRE(w.append("c", mail_time{3}).has_value());
+    }
+    auto const before = read_file(index); // generation G
+    slot_fields const hg = newest_slot(index);
+    {
+        // Commit G+1: a keyword definition, an update, an expunge, an append.
+        mmap_mailbox w(dir, own_options("W"));
+        REQUIRE(w.update_keywords(uid_set{{1, 1}}, modify_op::add, kws({"New"})).has_value());
+        REQUIRE(w.expunge(uid_set{{2, 2}}).has_value());
+        REQUIRE(w.append("d", mail_time{4}).has_value());
+    }
+    auto const after = read_file(index);
+    slot_fields const hn = newest_slot(index);
+    REQUIRE(hn.generation == hg.generation + 3);
+    std::size_t const slot_at = hn.generation % 2 == 0 ? 0 : slot_b_off;
+    std::vector<std::size_t> offsets;
+    for (std::size_t i = hg.committed_end(); i < hn.committed_end(); ++i) offsets.push_back(i);
+    for (std::size_t i = slot_at; i < slot_at + 252; ++i) offsets.push_back(i);
+    REQUIRE(offsets.size() > 500);
+    int incremental_ok = 0;
+    for (int recompute = 0; recompute < 2; ++recompute) {
+        for (std::size_t i : offsets) {
+            bool const in_slot = i < slot_at + 252 && i >= slot_at;
+            if (recompute == 1 && !in_slot) continue;
+            auto f = after;
+            f[i] ^= std::byte{0x21};
+            if (recompute == 1)
+                store_le<std::uint32_t>(f.data() + slot_at + 252,
+                                        crc32c_update(0, std::span<std::byte const>(f.data() + slot_at, 252)));
+            INFO("offset ", i, " recompute ", recompute);
+            write_file(index, before);
+            mmap_mailbox r(dir, own_options("R"));
+            REQUIRE(r.open().has_value());
+            write_file(index, f); // same inode: the incremental path
+            auto ri = snapshot(r);
+            mmap_mailbox full(dir, own_options("F"));
+            auto rf = snapshot(full);
+            if (ri.has_value()) {
+                ++incremental_ok;
+                REQUIRE(rf.has_value());
+                CHECK(*ri == *rf);
+            } else {
+                CHECK(ri.error_value().is(errc::corrupted));
+                if (recompute == 0) CHECK_FALSE(rf.has_value()); // no inconsistency without a forged slot
+            }
+            if (recompute == 0 && rf.has_value()) CHECK(ri.has_value());
+        }
+    }
+    CHECK(incremental_ok > 0);
+    // The intact commit goes through the incremental path and matches a full load.
+    write_file(index, before);
+    mmap_mailbox r(dir, own_options("R"));
+    REQUIRE(r.open().has_value());
+    write_file(index, after);
+    auto ri = snapshot(r);
+    REQUIRE(ri.has_value());
+    CHECK(r.reader_stats().incremental_refreshes == 1);
+    CHECK(r.reader_stats().tail_entries_validated == hn.tail_count);
+    mmap_mailbox full(dir, own_options("F"));
+    CHECK(*snapshot(full) == *ri);
 }

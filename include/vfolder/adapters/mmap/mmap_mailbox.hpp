@@ -8,13 +8,20 @@
 /// Every handle is both reader and writer. A write takes `flock(writer.lock, LOCK_EX)` for
 /// the transaction, catches up with the file, appends entries past the committed end,
 /// fdatasyncs, publishes the other header slot under `flock(publish.lock, LOCK_EX)`,
-/// fdatasyncs again and only then returns. Every call first refreshes: the slots are
-/// copied under the shared publish lock and, when the generation moved, the new tail
-/// entries are replayed (or the whole file reloaded when it was replaced).
+/// fdatasyncs again and only then returns. Every call first refreshes (MAILBOX-FORMAT §7):
+/// the slots are copied under the shared publish lock; an unchanged generation costs
+/// nothing more; a grown tail of the same file is checked for monotonicity (else an
+/// "inconsistent" error), and only its new entries are read, validated and applied; a
+/// replaced file is reopened in full.
 ///
-/// v1 limits: the reader maps the committed range (PROT_READ, MAP_SHARED), validates it
-/// and materialises the messages in memory (O(N) per open, O(k) per refresh); queries
-/// then run on that copy. Not thread-safe: one handle per thread.
+/// The handles of one process on one directory share one reference-counted state (open
+/// files, materialised messages, a mutex serialising the calls), keyed by the directory's
+/// device and inode (`mmap_options::share_open`). The last one to close releases it,
+/// compacting first when worthwhile (`mmap_options::auto_compact`).
+///
+/// v1 limits: the reader maps the committed range (PROT_READ, MAP_SHARED) at open,
+/// validates it and materialises the messages in memory (O(N) per open, O(k log N) per
+/// refresh that finds k new entries); queries then run on that copy.
 #pragma once
 
 #include <vfolder/adapters/mmap/detail/crc32c.hpp>
@@ -31,17 +38,23 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
+#include <iterator>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -57,6 +70,36 @@ struct mmap_options {
     std::string name;                                  ///< reported name (default: the directory)
     std::chrono::milliseconds lock_timeout{10000};     ///< writer and publish lock deadline
     bool allow_remote_fs = false;                      ///< skip the local-filesystem check
+    /// Share one open state with the other handles of this process on the same directory
+    /// (keyed by device and inode; §3 "one open object per path per process"). false: this
+    /// handle has files and a state of its own, like a handle of another process.
+    bool share_open = true;
+    /// At `close()` of the last handle of the process: compact when worthwhile (§8.4), if
+    /// the writer lock is free right now.
+    bool auto_compact = true;
+    /// Compaction is worthwhile when tail_count > max(this, live messages / 8), or the tail
+    /// is larger than 8 MiB (§8.4).
+    std::uint32_t compact_min_tail = 4096;
+    /// Files in `tmp/` older than this are swept when a handle first writes (§8.3);
+    /// younger ones may be another writer's staging.
+    std::chrono::seconds stale_tmp_age{3600};
+    /// A refresh that finds a writer publishing (the publish lock taken) keeps the
+    /// snapshot it has instead of waiting (§7 Refresh step 1). Off by default: then a call
+    /// that starts after another process acknowledged a commit always sees that commit.
+    bool refresh_nowait = false;
+};
+
+/// \brief Counters of the reader's work on one open state (shared by the handles that
+/// share it), to check costs: a refresh that finds no new generation reads only the two
+/// header slots; one that finds a grown tail validates only the new entries.
+struct mmap_reader_stats {
+    std::uint64_t full_loads = 0;             ///< opens and reopens (each validates a whole file)
+    std::uint64_t base_entries_validated = 0; ///< LIVE + TOMB + KW elements validated by full loads
+    std::uint64_t tail_entries_validated = 0; ///< tail entries validated (loads, refreshes, own commits)
+    std::uint64_t unchanged_refreshes = 0;    ///< refreshes that read only the header slots
+    std::uint64_t incremental_refreshes = 0;  ///< refreshes that applied only new tail entries
+    std::uint64_t busy_refreshes = 0;         ///< refreshes that kept the snapshot: a slot was being published
+    std::uint64_t compactions = 0;            ///< compactions done through this state (explicit or automatic)
 };
 
 namespace mmap_detail {
@@ -219,76 +262,162 @@ struct mailbox_state {
     return {};
 }
 
-/// \brief Validates and applies tail entries [s.tail_count, h.tail_count) (§9.3) in
-/// place; `first` points at the bytes of entry `s.tail_count` (file offsets are used only
-/// in error messages). On failure `s` is partly updated: the caller discards it.
-[[nodiscard]] inline result<void> replay_tail(mailbox_state& s, slot_fields const& h, std::byte const* first,
-                                              std::string const& file) {
+/// \brief New tail entries (§9.3), decoded and validated against a state but not yet
+/// applied to it: `validate_tail` only reads the state, `apply_tail` changes it and cannot
+/// fail. A refresh or a commit therefore never leaves half a state behind, and never has
+/// to copy the state to protect it.
+struct tail_batch {
+    slot_fields hdr;                   // the slot the entries belong to
+    std::vector<std::string> new_kw;   // KWDEF names, in index order
+    std::vector<msg_image> msgs;       // MSG entries, in file order
+    std::uint32_t chain = 0;
+    std::uint32_t running_next = 1;
+    std::uint64_t last_tail_mod = 0;
+};
+
+/// \brief Validates tail entries [s.tail_count, h.tail_count) of the slot `h` against the
+/// state `s` (§9.3); `first` points at the bytes of entry `s.tail_count` (file offsets are
+/// used only in error messages). O(k log N) for k entries; `s` is not touched.
+[[nodiscard]] inline result<tail_batch> validate_tail(mailbox_state const& s, slot_fields const& h,
+                                                      std::byte const* first, std::string const& file) {
+    tail_batch b;
+    b.hdr = h;
+    b.chain = s.chain;
+    b.running_next = s.running_next;
+    b.last_tail_mod = s.last_tail_mod;
     std::uint32_t const seed = h.seed();
     std::uint32_t const start = s.tail_count;
+    if (h.tail_count < start) return corrupt(file, 152, "tail_count", "below the entries already applied");
+    // uid -> its image after the entries seen so far in this batch (nullopt: expunged).
+    std::unordered_map<std::uint32_t, std::optional<msg_image>> touched;
+    std::size_t live = s.live.size();
     for (std::uint32_t i = start; i < h.tail_count; ++i) {
         std::uint64_t const off = h.tail_off + entry_size * i;
         std::byte const* e = first + entry_size * (i - start);
         if (!entry_crc_ok(e, seed)) return corrupt(file, off + 92, "crc", "tail entry checksum mismatch");
-        s.chain = crc32c_update(s.chain, std::span<std::byte const>(e, entry_size));
+        b.chain = crc32c_update(b.chain, std::span<std::byte const>(e, entry_size));
+        std::size_t const kw_now = s.kw.size() + b.new_kw.size();
         std::uint8_t const kind = load_le<std::uint8_t>(e + 4);
         if (kind == kind_kwdef) {
             std::uint8_t const len = load_le<std::uint8_t>(e + 5);
             if (load_le<std::uint32_t>(e) != 0) return corrupt(file, off, "zero", "not zero");
-            if (load_le<std::uint16_t>(e + 6) != s.kw.size()) return corrupt(file, off + 6, "kw_index", "not the running count");
-            if (s.kw.size() >= h.kw_count) return corrupt(file, off + 6, "kw_index", "above kw_count");
+            if (load_le<std::uint16_t>(e + 6) != kw_now) return corrupt(file, off + 6, "kw_index", "not the running count");
+            if (kw_now >= h.kw_count) return corrupt(file, off + 6, "kw_index", "above kw_count");
             if (load_le<std::uint64_t>(e + 8) > h.highestmodseq) return corrupt(file, off + 8, "defined_at", "above highestmodseq");
             if (len == 0 || len > 76) return corrupt(file, off + 5, "name_len", "not in 1..76");
             std::string name(reinterpret_cast<char const*>(e + 16), len);
             for (std::size_t j = 16 + std::size_t{len}; j < 92; ++j)
                 if (e[j] != std::byte{0}) return corrupt(file, off + j, "name", "padding not zero");
             if (!valid_keyword_name(name)) return corrupt(file, off + 16, "name", "not a keyword atom");
-            if (!s.kw_index.emplace(name, static_cast<std::uint32_t>(s.kw.size())).second)
+            if (s.kw_index.count(name) != 0 || std::find(b.new_kw.begin(), b.new_kw.end(), name) != b.new_kw.end())
                 return corrupt(file, off + 16, "name", "duplicate keyword");
-            s.kw.push_back(std::move(name));
+            b.new_kw.push_back(std::move(name));
         } else if (kind == kind_msg) {
             msg_image m = decode_msg(e);
-            if (auto [f, why] = check_msg_fields(m, static_cast<std::uint32_t>(s.kw.size())); !f.empty())
+            if (auto [f, why] = check_msg_fields(m, static_cast<std::uint32_t>(kw_now)); !f.empty())
                 return corrupt(file, off, f, why);
-            if (m.modseq <= s.last_tail_mod) return corrupt(file, off + 8, "modseq", "not above the previous modseq");
+            if (m.modseq <= b.last_tail_mod) return corrupt(file, off + 8, "modseq", "not above the previous modseq");
             if (m.modseq > h.highestmodseq) return corrupt(file, off + 8, "modseq", "above highestmodseq");
             if (m.uid >= h.uidnext) return corrupt(file, off, "uid", "not below uidnext");
             bool const expunged = (m.state & state_expunged) != 0;
-            auto it = s.live.find(m.uid);
-            if (m.uid >= s.running_next) {
+            if (m.uid >= b.running_next) {
                 if (expunged) return corrupt(file, off + 6, "state", "expunge of a never appended uid");
                 if (m.created_modseq != m.modseq) return corrupt(file, off + 16, "created_modseq", "append with created_modseq != modseq");
-                s.running_next = m.uid + 1;
-                keyword_set k = s.names_of(m);
-                s.live.emplace_hint(s.live.end(), m.uid, live_msg{m, std::move(k)});
-                s.by_mod.emplace_hint(s.by_mod.end(), m.modseq, m.uid);
-            } else if (it == s.live.end()) {
-                return corrupt(file, off, "uid", "change to vanished uid");
+                b.running_next = m.uid + 1; // uid < uidnext <= 2^32-1
+                touched[m.uid] = m;
+                ++live;
             } else {
-                if (!m.same_immutable(it->second.img)) return corrupt(file, off, "uid", "immutable fields changed");
-                s.by_mod.erase(it->second.img.modseq);
+                msg_image const* cur = nullptr;
+                if (auto t = touched.find(m.uid); t != touched.end()) {
+                    if (t->second) cur = &*t->second;
+                } else if (auto it = s.live.find(m.uid); it != s.live.end()) {
+                    cur = &it->second.img;
+                }
+                if (cur == nullptr) return corrupt(file, off, "uid", "change to vanished uid");
+                if (!m.same_immutable(*cur)) return corrupt(file, off, "uid", "immutable fields changed");
                 if (expunged) {
-                    s.live.erase(it);
-                    s.tombs.emplace_back(m.modseq, m.uid);
-                    s.tomb_uids.insert(m.uid);
+                    touched[m.uid] = std::nullopt;
+                    --live;
                 } else {
-                    it->second.kws = s.names_of(m);
-                    it->second.img = m;
-                    s.by_mod.emplace_hint(s.by_mod.end(), m.modseq, m.uid);
+                    touched[m.uid] = m;
                 }
             }
-            s.last_tail_mod = m.modseq;
+            b.last_tail_mod = m.modseq;
+            b.msgs.push_back(m);
         } else {
             return corrupt(file, off + 4, "kind", "unknown entry kind");
         }
-        s.tail_count = i + 1;
     }
-    if (s.chain != h.tail_chain_crc) return corrupt(file, h.tail_off, "tail_chain_crc", "chain checksum mismatch");
-    if (s.kw.size() != h.kw_count) return corrupt(file, 84, "kw_count", "does not match the keywords defined");
-    if (s.live.size() != h.exists) return corrupt(file, 160, "exists", "does not match the live messages");
-    s.hdr = h;
+    if (b.chain != h.tail_chain_crc) return corrupt(file, h.tail_off, "tail_chain_crc", "chain checksum mismatch");
+    if (s.kw.size() + b.new_kw.size() != h.kw_count) return corrupt(file, 84, "kw_count", "does not match the keywords defined");
+    if (live != h.exists) return corrupt(file, 160, "exists", "does not match the live messages");
+    return b;
+}
+
+/// \brief Applies a batch that `validate_tail` accepted for `s` (and nothing since): O(k log N).
+inline void apply_tail(mailbox_state& s, tail_batch&& b) {
+    for (auto& name : b.new_kw) {
+        s.kw_index.emplace(name, static_cast<std::uint32_t>(s.kw.size()));
+        s.kw.push_back(std::move(name));
+    }
+    for (auto const& m : b.msgs) {
+        auto it = s.live.find(m.uid);
+        if (it == s.live.end()) { // an append (validated: above every earlier uid)
+            s.live.emplace_hint(s.live.end(), m.uid, live_msg{m, s.names_of(m)});
+            s.by_mod.emplace_hint(s.by_mod.end(), m.modseq, m.uid);
+            continue;
+        }
+        s.by_mod.erase(it->second.img.modseq);
+        if ((m.state & state_expunged) != 0) {
+            s.live.erase(it);
+            s.tombs.emplace_back(m.modseq, m.uid);
+            s.tomb_uids.insert(m.uid);
+        } else {
+            it->second.kws = s.names_of(m);
+            it->second.img = m;
+            s.by_mod.emplace_hint(s.by_mod.end(), m.modseq, m.uid);
+        }
+    }
+    s.chain = b.chain;
+    s.running_next = b.running_next;
+    s.last_tail_mod = b.last_tail_mod;
+    s.tail_count = b.hdr.tail_count;
+    s.hdr = b.hdr;
+}
+
+/// \brief `validate_tail` then `apply_tail`; on failure `s` is unchanged.
+[[nodiscard]] inline result<void> replay_tail(mailbox_state& s, slot_fields const& h, std::byte const* first,
+                                              std::string const& file) {
+    auto b = validate_tail(s, h, first, file);
+    if (!b) return std::move(b).error_value();
+    apply_tail(s, std::move(*b));
     return {};
 }
+
+/// \brief What may change between two slots of one file (§7 Refresh step 4): the name of
+/// the first field that broke the rule, or empty.
+[[nodiscard]] inline std::string_view refresh_violation(slot_fields const& o, slot_fields const& n) noexcept {
+    if (n.file_id != o.file_id) return "file_id";
+    if (n.uidvalidity != o.uidvalidity) return "uidvalidity";
+    if (n.base_crc != o.base_crc) return "base_crc";
+    if (n.live_count != o.live_count) return "live_count";
+    if (n.tomb_count != o.tomb_count) return "tomb_count";
+    if (n.base_kw_count != o.base_kw_count) return "base_kw_count";
+    if (n.base_modseq != o.base_modseq) return "base_modseq";
+    if (n.vanished_floor != o.vanished_floor) return "vanished_floor";
+    if (n.tail_off != o.tail_off) return "tail_off";
+    if (n.generation < o.generation) return "generation";
+    if (n.tail_count < o.tail_count) return "tail_count";
+    if (n.highestmodseq < o.highestmodseq) return "highestmodseq";
+    if (n.uidnext < o.uidnext) return "uidnext";
+    if (n.kw_count < o.kw_count) return "kw_count";
+    return {};
+}
+
+/// \brief The prefix of the message of an "inconsistent" error (an `errc::corrupted` that
+/// means: the file changed in a way no honest writer produces while we held a snapshot;
+/// the handle dropped its snapshot and the caller must resync in full).
+inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
 
 /// \brief Encodes a complete index file for `s` (a new base with an empty tail) whose
 /// slot holds generation `gen` (placed by parity) with file id `file_id`.
@@ -334,6 +463,83 @@ struct mailbox_state {
                                           .count());
 }
 
+/// \brief What the `mmap_mailbox` handles of one process on one mailbox directory share
+/// (§3: one open object per path per process, reference-counted): the open files, the
+/// materialised state and a mutex that serialises every call on them. Released (files
+/// closed) when the last handle closes.
+struct mailbox_core {
+    std::mutex mu;
+    std::string dir;              // the path it was first opened by
+    dev_t dev = 0;                // the directory's identity (the registry key)
+    ino_t dir_ino = 0;
+    pid_t pid = 0;                // never shared across fork(): flock needs separate opens
+    unique_fd fd;
+    unique_fd wlock;
+    unique_fd plock;
+    mailbox_state st;
+    std::atomic<bool> loaded{false};
+    bool poisoned = false;
+    bool wlock_held = false;
+    bool swept = false;           // the writer-open sweep ran on this file
+    mmap_reader_stats stats;
+
+    /// Drops the files and the state (the next call loads from disk).
+    void reset() noexcept {
+        fd.reset();
+        wlock.reset();
+        plock.reset();
+        st = {};
+        loaded = false;
+        poisoned = false;
+        wlock_held = false;
+        swept = false;
+    }
+};
+
+/// \brief The process-wide registry: (device, inode) of a mailbox directory -> its core.
+struct core_registry {
+    std::mutex mu;
+    std::map<std::pair<dev_t, ino_t>, std::weak_ptr<mailbox_core>> cores;
+};
+[[nodiscard]] inline core_registry& registry() {
+    static core_registry r;
+    return r;
+}
+
+/// \brief The core of the mailbox directory `dir`: the one other handles of this process
+/// hold (when `share`), else a new one. `not_found` if `dir` does not exist.
+[[nodiscard]] inline result<std::shared_ptr<mailbox_core>> acquire_core(std::string const& dir, bool share) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+        int const e = errno;
+        if (e == ENOENT || e == ENOTDIR) return error{errc::not_found, "Mailbox doesn't exist"};
+        return sys_error(e, "cannot stat", dir);
+    }
+    if (!S_ISDIR(st.st_mode)) return error{errc::not_found, "Mailbox doesn't exist"};
+    auto fresh = [&] {
+        auto c = std::make_shared<mailbox_core>();
+        c->dir = dir;
+        c->dev = st.st_dev;
+        c->dir_ino = st.st_ino;
+        c->pid = ::getpid();
+        return c;
+    };
+    if (!share) return fresh();
+    auto& reg = registry();
+    std::lock_guard<std::mutex> lk(reg.mu);
+    for (auto it = reg.cores.begin(); it != reg.cores.end();) it = it->second.expired() ? reg.cores.erase(it) : std::next(it);
+    auto& slot = reg.cores[{st.st_dev, st.st_ino}];
+    if (auto c = slot.lock(); c && c->pid == ::getpid()) {
+        // The directory it was opened by must still be this one (not removed and the
+        // inode number reused).
+        struct stat again {};
+        if (::stat(c->dir.c_str(), &again) == 0 && again.st_dev == st.st_dev && again.st_ino == st.st_ino) return c;
+    }
+    auto c = fresh();
+    slot = c;
+    return c;
+}
+
 } // namespace mmap_detail
 
 /// \brief The reference on-disk mailbox (see the file comment).
@@ -371,12 +577,31 @@ public:
         return sync_dir(dir + "/msg");
     }
 
-    /// \brief Deletes the mailbox directory and everything in it. Open handles then answer
-    /// `not_found`.
+    /// \brief Deletes the mailbox directory and everything in it. The index goes first
+    /// (under the writer lock, so no commit is half done), and the directory is fsynced:
+    /// from then on the mailbox does not exist for anyone (open handles answer
+    /// `not_found`), even if the process dies before the message files are gone. A
+    /// directory left without an index by such a death is finished off by calling
+    /// `remove` again.
     [[nodiscard]] static result<void> remove(std::string const& dir) {
+        return remove(dir, std::chrono::milliseconds{10000});
+    }
+    /// \brief `remove(dir)` waiting at most `lock_timeout` for the writer lock.
+    [[nodiscard]] static result<void> remove(std::string const& dir, std::chrono::milliseconds lock_timeout) {
         using namespace mmap_detail;
         struct stat st {};
-        if (::stat((dir + "/index").c_str(), &st) != 0) return sys_error(errno, "no mailbox at", dir);
+        if (::stat((dir + "/index").c_str(), &st) == 0) {
+            auto wl = unique_fd::open(dir + "/writer.lock", O_RDWR);
+            if (wl)
+                if (auto r = lock_file(*wl, LOCK_EX, lock_timeout); !r) return r;
+            if (::unlink((dir + "/index").c_str()) != 0) return sys_error(errno, "cannot remove", dir + "/index");
+            if (auto r = sync_dir(dir); !r) return r;
+        } else {
+            int const e = errno;
+            if (e != ENOENT) return sys_error(e, "no mailbox at", dir);
+            // No index: only a leftover of an interrupted remove is taken on.
+            if (::stat((dir + "/writer.lock").c_str(), &st) != 0) return sys_error(e, "no mailbox at", dir);
+        }
         for (char const* sub : {"/msg", "/tmp"}) {
             std::string const d = dir + sub;
             if (DIR* dp = ::opendir(d.c_str())) {
@@ -388,7 +613,6 @@ public:
             }
             ::rmdir(d.c_str());
         }
-        ::unlink((dir + "/index").c_str());
         ::unlink((dir + "/writer.lock").c_str());
         ::unlink((dir + "/publish.lock").c_str());
         if (::rmdir(dir.c_str()) != 0) return sys_error(errno, "cannot remove", dir);
@@ -396,48 +620,80 @@ public:
     }
 
     mmap_mailbox(mmap_mailbox&&) noexcept = default;
-    mmap_mailbox& operator=(mmap_mailbox&&) noexcept = default;
+    mmap_mailbox& operator=(mmap_mailbox&& o) noexcept {
+        if (this != &o) {
+            close();
+            dir_ = std::move(o.dir_);
+            opt_ = std::move(o.opt_);
+            core_ = std::move(o.core_);
+        }
+        return *this;
+    }
+    /// \brief `close()`s (so the last handle of the process may compact).
+    ~mmap_mailbox() { close(); }
 
     // ------------------------------------------------------------ openable_backend
     [[nodiscard]] std::string_view name() const noexcept { return opt_.name; }
     [[nodiscard]] std::string const& directory() const noexcept { return dir_; }
 
+    /// \brief Opens: joins the state other handles of this process hold on the same
+    /// directory (`mmap_options::share_open`), loading it from disk if nobody has.
     result<void> open() {
         if (is_open()) return {};
-        if (auto r = load_full(); !r) return ctx(std::move(r).error_value());
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
+        // Joining a state another handle loaded: check (O(1) when nothing changed) that
+        // the mailbox is still there.
+        if (auto r = core_->loaded ? refresh() : ensure_loaded(); !r) {
+            lk->unlock();
+            core_.reset();
+            return r;
+        }
         return {};
     }
+    /// \brief Leaves the shared state; the last handle of the process to leave closes the
+    /// files, compacting first when worthwhile (`mmap_options::auto_compact`, §8.4) and
+    /// the writer lock is free right now.
     void close() noexcept {
-        fd_.reset();
-        wlock_.reset();
-        plock_.reset();
-        st_ = {};
-        poisoned_ = false;
-        wlock_held_ = false;
+        if (!core_) return;
+        {
+            std::lock_guard<std::mutex> lk(core_->mu);
+            if (opt_.auto_compact && core_.use_count() == 1 && core_->loaded && !core_->poisoned &&
+                worthwhile_locked())
+                (void)compact_locked(std::chrono::milliseconds{0});
+        }
+        core_.reset();
     }
-    [[nodiscard]] bool is_open() const noexcept { return static_cast<bool>(fd_); }
+    [[nodiscard]] bool is_open() const noexcept { return core_ && core_->loaded.load(); }
 
     // ------------------------------------------------------------ backend
     result<mailbox_status> status() {
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
         if (auto r = refresh(); !r) return std::move(r).error_value();
+        auto const& st = core_->st;
         mailbox_status s;
-        s.exists = static_cast<std::uint32_t>(st_.live.size());
-        s.validity = uid_validity{st_.hdr.uidvalidity};
-        s.uid_next = uid{st_.hdr.uidnext};
-        s.highest_modseq = modseq{st_.hdr.highestmodseq};
+        s.exists = static_cast<std::uint32_t>(st.live.size());
+        s.validity = uid_validity{st.hdr.uidvalidity};
+        s.uid_next = uid{st.hdr.uidnext};
+        s.highest_modseq = modseq{st.hdr.highestmodseq};
         s.guid = std::nullopt;
         return s;
     }
 
     result<uid_set> search(search_program const& p) {
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
         if (auto r = refresh(); !r) return std::move(r).error_value();
         uid_set out;
-        for (auto const& [u, m] : st_.live)
+        for (auto const& [u, m] : core_->st.live)
             if (p.matches(meta(m))) out.add(u);
         return out;
     }
 
     result<uid_set> search(search_program const& p, uid_set const& within) {
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
         if (auto r = refresh(); !r) return std::move(r).error_value();
         uid_set out;
         visit(within, [&](std::uint32_t u, mmap_detail::live_msg const& m) {
@@ -449,19 +705,22 @@ public:
     /// \brief Changed and expunged UIDs above `since` (§8.1/§8.2): O(log N + k) on the
     /// materialised modseq index; `expunged` is nullopt below `vanished_floor`.
     result<change_set> changes_since(modseq since) {
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
         if (auto r = refresh(); !r) return std::move(r).error_value();
+        auto const& st = core_->st;
         change_set c;
-        c.highest_modseq = modseq{st_.hdr.highestmodseq};
+        c.highest_modseq = modseq{st.hdr.highestmodseq};
         std::vector<std::uint32_t> changed;
-        for (auto it = st_.by_mod.upper_bound(value(since)); it != st_.by_mod.end(); ++it) changed.push_back(it->second);
+        for (auto it = st.by_mod.upper_bound(value(since)); it != st.by_mod.end(); ++it) changed.push_back(it->second);
         c.changed.insert_unsorted(std::span<std::uint32_t>(changed));
-        if (value(since) < st_.hdr.vanished_floor) {
+        if (value(since) < st.hdr.vanished_floor) {
             c.expunged = std::nullopt;
         } else {
             std::vector<std::uint32_t> v;
-            auto it = std::upper_bound(st_.tombs.begin(), st_.tombs.end(), value(since),
+            auto it = std::upper_bound(st.tombs.begin(), st.tombs.end(), value(since),
                                        [](std::uint64_t x, auto const& e) { return x < e.first; });
-            for (; it != st_.tombs.end(); ++it) v.push_back(it->second);
+            for (; it != st.tombs.end(); ++it) v.push_back(it->second);
             uid_set ex;
             ex.insert_unsorted(std::span<std::uint32_t>(v));
             c.expunged = std::move(ex);
@@ -470,6 +729,8 @@ public:
     }
 
     result<std::vector<message_record>> fetch(uid_set const& uids, fetch_fields fields) {
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
         if (auto r = refresh(); !r) return std::move(r).error_value();
         std::vector<message_record> out;
         visit(uids, [&](std::uint32_t u, mmap_detail::live_msg const& m) {
@@ -487,11 +748,13 @@ public:
     }
 
     result<void> update_flags(uid_set const& uids, modify_op op, flag_set f) {
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
         return transact([&](txn& t) -> result<void> {
             std::vector<std::uint32_t> targets;
             visit(uids, [&](std::uint32_t u, mmap_detail::live_msg const&) { targets.push_back(u); });
             for (auto u : targets) {
-                auto const& m = st_.live.find(u)->second;
+                auto const& m = core_->st.live.find(u)->second;
                 auto const nf = apply(flag_set::from_bits(m.img.sysflags), op, f).storable();
                 if (nf.bits() == m.img.sysflags) continue;
                 mmap_detail::msg_image img = m.img;
@@ -503,11 +766,13 @@ public:
     }
 
     result<void> update_keywords(uid_set const& uids, modify_op op, keyword_set const& k) {
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
         return transact([&](txn& t) -> result<void> {
             std::vector<std::uint32_t> targets;
             visit(uids, [&](std::uint32_t u, mmap_detail::live_msg const&) { targets.push_back(u); });
             for (auto u : targets) {
-                auto const& m = st_.live.find(u)->second;
+                auto const& m = core_->st.live.find(u)->second;
                 keyword_set nk = apply(m.kws, op, k);
                 if (nk == m.kws) continue;
                 mmap_detail::msg_image img = m.img;
@@ -520,6 +785,8 @@ public:
     }
 
     result<void> expunge(uid_set const& uids) {
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
         std::vector<std::uint32_t> gone;
         auto r = transact([&](txn& t) -> result<void> {
             visit(uids, [&](std::uint32_t u, mmap_detail::live_msg const& m) {
@@ -545,13 +812,15 @@ public:
         if (value(received) < min_date || value(received) > max_date)
             return ctx(error{errc::invalid_argument, "received date out of range"});
         if (bytes.size() > max_message_size) return ctx(error{errc::invalid_argument, "message too large"});
-        // 1. Stage outside any lock.
-        if (auto r = ensure_open(); !r) return std::move(r).error_value();
-        std::string tmp = dir_ + "/tmp/" + std::to_string(random_u64());
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
+        // 1. Stage outside the writer lock.
+        if (auto r = ensure_loaded(); !r) return std::move(r).error_value();
+        std::string tmp = core_->dir + "/tmp/" + std::to_string(random_u64());
         {
             auto fd = unique_fd::open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
             for (int attempt = 0; !fd && fd.error_value().is(errc::already_exists) && attempt < 8; ++attempt) {
-                tmp = dir_ + "/tmp/" + std::to_string(random_u64());
+                tmp = core_->dir + "/tmp/" + std::to_string(random_u64());
                 fd = unique_fd::open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
             }
             if (!fd) return ctx(std::move(fd).error_value());
@@ -568,9 +837,9 @@ public:
         auto const digest = sha256(std::as_bytes(std::span(bytes.data(), bytes.size())));
         std::uint32_t assigned = 0;
         auto r = transact([&](txn& t) -> result<void> {
-            if (st_.hdr.uidnext == 0xFFFFFFFFU) return error{errc::not_possible, "UIDs exhausted"};
+            if (core_->st.hdr.uidnext == 0xFFFFFFFFU) return error{errc::not_possible, "UIDs exhausted"};
             msg_image img;
-            img.uid = st_.hdr.uidnext;
+            img.uid = core_->st.hdr.uidnext;
             img.sysflags = flags.storable().bits();
             img.date = value(received);
             img.size = bytes.size();
@@ -578,7 +847,7 @@ public:
             if (auto k = t.set_keywords(img, keywords); !k) return k;
             if (::rename(tmp.c_str(), msg_path(img.uid).c_str()) != 0)
                 return sys_error(errno, "cannot rename into", msg_path(img.uid));
-            if (auto s = sync_dir(dir_ + "/msg"); !s) return s;
+            if (auto s = sync_dir(core_->dir + "/msg"); !s) return s;
             t.add_msg(img, true);
             assigned = img.uid;
             return {};
@@ -593,8 +862,10 @@ public:
     /// \brief The octets of live message `u` (`not_found` if it is not live).
     result<std::string> read_message(uid u) {
         using namespace mmap_detail;
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
         if (auto r = refresh(); !r) return std::move(r).error_value();
-        if (st_.live.count(value(u)) == 0) return ctx(error{errc::not_found, "no message " + std::to_string(value(u))});
+        if (core_->st.live.count(value(u)) == 0) return ctx(error{errc::not_found, "no message " + std::to_string(value(u))});
         auto fd = unique_fd::open(msg_path(value(u)), O_RDONLY);
         if (!fd) return ctx(std::move(fd).error_value());
         auto stt = fd->stat();
@@ -610,33 +881,49 @@ public:
     /// the old file RETIRED. Readers holding the old file notice the new inode. Then
     /// removes orphaned msg/ files (not live) while still holding the writer lock.
     result<void> compact() {
-        using namespace mmap_detail;
-        if (auto r = begin_write(); !r) return r;
-        struct unlock_guard {
-            mmap_mailbox* self;
-            ~unlock_guard() { unlock_file(self->wlock_); }
-        } guard{this};
-        auto bytes = build_index_file(st_, st_.hdr, st_.hdr.generation + 1, random_u64());
-        if (auto r = atomic_replace(dir_, dir_ + "/index", dir_ + "/tmp/index.new", bytes); !r)
-            return ctx(std::move(r).error_value());
-        // Advisory RETIRED mark in the old file's inactive slot (no fsync needed).
-        slot_fields old = st_.hdr;
-        old.generation += 1;
-        old.flags |= flag_retired;
-        auto const raw = encode_slot(old);
-        if (lock_file(plock_, LOCK_EX, opt_.lock_timeout)) {
-            (void)fd_.pwrite_all(raw, old.generation % 2 == 0 ? 0 : slot_b_off);
-            unlock_file(plock_);
-        }
-        sweep_messages(); // before load_full, which reopens the lock files (releasing the lock)
-        if (auto r = load_full(); !r) return ctx(std::move(r).error_value());
-        return {};
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
+        return compact_locked(opt_.lock_timeout);
+    }
+
+    /// \brief Whether compaction is worthwhile now (§8.4: tail_count > max(
+    /// `compact_min_tail`, live/8), or a tail above 8 MiB), as of the last refresh.
+    [[nodiscard]] bool compaction_worthwhile() const {
+        if (!core_) return false;
+        std::lock_guard<std::mutex> lk(core_->mu);
+        return worthwhile_locked();
     }
 
     /// \brief Tail entries committed in the current file (a compaction trigger input).
-    [[nodiscard]] std::uint32_t tail_count() const noexcept { return st_.hdr.tail_count; }
+    [[nodiscard]] std::uint32_t tail_count() const {
+        if (!core_) return 0;
+        std::lock_guard<std::mutex> lk(core_->mu);
+        return core_->st.hdr.tail_count;
+    }
     /// \brief The generation in force.
-    [[nodiscard]] std::uint64_t generation() const noexcept { return st_.hdr.generation; }
+    [[nodiscard]] std::uint64_t generation() const {
+        if (!core_) return 0;
+        std::lock_guard<std::mutex> lk(core_->mu);
+        return core_->st.hdr.generation;
+    }
+    /// \brief The reader's work counters of the state this handle uses (zero when closed).
+    [[nodiscard]] mmap_reader_stats reader_stats() const {
+        if (!core_) return {};
+        std::lock_guard<std::mutex> lk(core_->mu);
+        return core_->stats;
+    }
+    /// \brief How many open handles of this process share this handle's state (0 when
+    /// closed).
+    [[nodiscard]] long shared_handles() const noexcept { return core_ ? core_.use_count() : 0; }
+
+    /// \brief Whether `e` is the "inconsistent" error of a refresh (§7 step 4): the file
+    /// kept its identity but changed in a way no honest writer produces (a base field, the
+    /// file_id, or a count going backwards). The handle has dropped its snapshot (the next
+    /// call reloads and revalidates everything) and the caller must resync in full. Its
+    /// code is `errc::corrupted`.
+    [[nodiscard]] static bool is_inconsistent(error const& e) noexcept {
+        return e.is(errc::corrupted) && e.message.starts_with(mmap_detail::inconsistent_prefix);
+    }
 
 private:
     // A transaction being built: entries appended to `bytes`, the header moving with them.
@@ -662,13 +949,14 @@ private:
             h.tail_count += 1;
         }
         result<void> set_keywords(mmap_detail::msg_image& img, keyword_set const& k) {
+            auto const& st = self->core_->st;
             img.keywords = {};
             for (auto const& name : k) {
                 std::uint32_t idx = 0;
-                if (auto it = self->st_.kw_index.find(name); it != self->st_.kw_index.end()) {
+                if (auto it = st.kw_index.find(name); it != st.kw_index.end()) {
                     idx = it->second;
                 } else if (auto jt = std::find(new_kw.begin(), new_kw.end(), name); jt != new_kw.end()) {
-                    idx = static_cast<std::uint32_t>(self->st_.kw.size() + static_cast<std::size_t>(jt - new_kw.begin()));
+                    idx = static_cast<std::uint32_t>(st.kw.size() + static_cast<std::size_t>(jt - new_kw.begin()));
                 } else {
                     if (!mmap_detail::valid_keyword_name(name))
                         return error{errc::invalid_argument, "invalid keyword name '" + name + "'"};
@@ -688,12 +976,67 @@ private:
         }
     };
 
+    // Takes the core's mutex, joining (or re-joining) the shared core first. A core that
+    // is not loaded (never opened, or dropped after a removal or a failure) is left and
+    // looked up again, so a re-created directory gets the state of its own inode.
+    // A handle carried into a fork()ed child leaves its parent's state too: sharing the
+    // parent's open files would make their flocks one lock.
+    result<std::unique_lock<std::mutex>> lock_core() {
+        if (core_ && (!core_->loaded.load() || core_->pid != ::getpid())) core_.reset();
+        if (!core_) {
+            auto c = mmap_detail::acquire_core(dir_, opt_.share_open);
+            if (!c) return ctx(std::move(c).error_value());
+            core_ = std::move(*c);
+        }
+        return std::unique_lock<std::mutex>(core_->mu);
+    }
+
+    bool worthwhile_locked() const noexcept {
+        auto const& st = core_->st;
+        if (!core_->loaded) return false;
+        std::uint64_t const t = st.hdr.tail_count;
+        return t > std::max<std::uint64_t>(opt_.compact_min_tail, st.live.size() / 8) ||
+               t * mmap_detail::entry_size > (std::uint64_t{8} << 20);
+    }
+
+    // Compaction under the core mutex; `timeout` for the writer lock (0: only if free now).
+    result<void> compact_locked(std::chrono::milliseconds timeout) {
+        using namespace mmap_detail;
+        auto& c = *core_;
+        if (auto r = begin_write(timeout); !r) return r;
+        struct unlock_guard {
+            mailbox_core& c;
+            ~unlock_guard() {
+                if (c.wlock) unlock_file(c.wlock);
+                c.wlock_held = false;
+            }
+        } guard{c};
+        auto bytes = build_index_file(c.st, c.st.hdr, c.st.hdr.generation + 1, random_u64());
+        if (auto r = atomic_replace(c.dir, index_path(), c.dir + "/tmp/index.new", bytes); !r)
+            return ctx(std::move(r).error_value());
+        // Advisory RETIRED mark in the old file's inactive slot (no fsync needed).
+        slot_fields old = c.st.hdr;
+        old.generation += 1;
+        old.flags |= flag_retired;
+        auto const raw = encode_slot(old);
+        if (lock_file(c.plock, LOCK_EX, opt_.lock_timeout)) {
+            (void)c.fd.pwrite_all(raw, old.generation % 2 == 0 ? 0 : slot_b_off);
+            unlock_file(c.plock);
+        }
+        ++c.stats.compactions;
+        sweep_messages(false); // before the reload, which reopens the lock files (releasing the lock)
+        c.reset();
+        if (auto r = load_full(); !r) return ctx(std::move(r).error_value());
+        return {};
+    }
+
     // Orphan sweep (§8.3), under the writer lock: removes msg/<n> files that are not live
-    // messages (a UID >= uidnext left by a writer killed before its commit, or an expunged
-    // message whose unlink did not happen). tmp/ is not swept: appends stage there
-    // outside the writer lock.
-    void sweep_messages() {
-        std::string const d = dir_ + "/msg";
+    // messages. `only_above_uidnext`: only UIDs >= uidnext (left by a writer killed before
+    // its commit; no reader ever saw them); else also expunged messages whose unlink did
+    // not happen (compaction).
+    void sweep_messages(bool only_above_uidnext) {
+        auto const& st = core_->st;
+        std::string const d = core_->dir + "/msg";
         DIR* dp = ::opendir(d.c_str());
         if (dp == nullptr) return;
         std::vector<std::string> gone;
@@ -701,17 +1044,42 @@ private:
             std::string_view const n = de->d_name;
             if (n.empty() || n.size() > 10 || n.find_first_not_of("0123456789") != std::string_view::npos) continue;
             std::uint64_t v = 0;
-            for (char c : n) v = v * 10 + static_cast<std::uint64_t>(c - '0');
-            if (v > 0xFFFFFFFFULL || st_.live.count(static_cast<std::uint32_t>(v)) == 0) gone.emplace_back(n);
+            for (char ch : n) v = v * 10 + static_cast<std::uint64_t>(ch - '0');
+            bool const orphan = only_above_uidnext ? v >= st.hdr.uidnext
+                                                   : (v > 0xFFFFFFFFULL || st.live.count(static_cast<std::uint32_t>(v)) == 0);
+            if (orphan) gone.emplace_back(n);
         }
         ::closedir(dp);
         for (auto const& n : gone) ::unlink((d + "/" + n).c_str());
     }
 
+    // Writer-open sweep (§8.3), once per loaded file, under the writer lock: tmp/index.new
+    // (only written under the writer lock, so stale), tmp/ staging files older than
+    // `stale_tmp_age` (younger ones may be an appender's, which stages outside the lock),
+    // and msg/<uid> with uid >= uidnext.
+    void sweep_at_writer_open() {
+        std::string const d = core_->dir + "/tmp";
+        if (DIR* dp = ::opendir(d.c_str())) {
+            std::vector<std::string> gone;
+            auto const now = ::time(nullptr);
+            while (dirent* de = ::readdir(dp)) {
+                std::string_view const n = de->d_name;
+                if (n == "." || n == "..") continue;
+                std::string const p = d + "/" + std::string(n);
+                struct stat st {};
+                if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+                if (n == "index.new" || now - st.st_mtime > opt_.stale_tmp_age.count()) gone.push_back(p);
+            }
+            ::closedir(dp);
+            for (auto const& p : gone) ::unlink(p.c_str());
+        }
+        sweep_messages(true);
+    }
+
     error ctx(error e) const { return std::move(e).with_context("for backend mailbox " + opt_.name); }
 
-    [[nodiscard]] std::string index_path() const { return dir_ + "/index"; }
-    [[nodiscard]] std::string msg_path(std::uint32_t u) const { return dir_ + "/msg/" + std::to_string(u); }
+    [[nodiscard]] std::string index_path() const { return core_->dir + "/index"; }
+    [[nodiscard]] std::string msg_path(std::uint32_t u) const { return core_->dir + "/msg/" + std::to_string(u); }
 
     static message_meta meta(mmap_detail::live_msg const& m) noexcept {
         return {flag_set::from_bits(m.img.sysflags), &m.kws, mail_time{m.img.date}, m.img.size};
@@ -719,16 +1087,19 @@ private:
 
     template <class F>
     void visit(uid_set const& uids, F&& f) const {
+        auto const& live = core_->st.live;
         for (auto const& r : uids) {
-            for (auto it = st_.live.lower_bound(r.first); it != st_.live.end() && it->first <= r.last; ++it)
+            for (auto it = live.lower_bound(r.first); it != live.end() && it->first <= r.last; ++it)
                 f(it->first, it->second);
             if (r.last == 0xFFFFFFFFU) break;
         }
     }
 
-    result<void> ensure_open() {
-        if (poisoned_) close();
-        if (is_open()) return {};
+    // Under the core mutex: a loaded, unpoisoned state (a poisoned one is reloaded).
+    result<void> ensure_loaded() {
+        auto& c = *core_;
+        if (c.poisoned) c.reset();
+        if (c.loaded) return {};
         if (auto r = load_full(); !r) return ctx(std::move(r).error_value());
         return {};
     }
@@ -736,18 +1107,19 @@ private:
     // Opens (or reopens) the index and loads the newest valid generation (§7).
     result<void> load_full() {
         using namespace mmap_detail;
+        auto& c = *core_;
         struct stat dst {};
-        if (::stat(dir_.c_str(), &dst) != 0) return error{errc::not_found, "Mailbox doesn't exist"};
+        if (::stat(c.dir.c_str(), &dst) != 0) return error{errc::not_found, "Mailbox doesn't exist"};
         if (!opt_.allow_remote_fs)
-            if (auto r = check_local_filesystem(dir_); !r) return r;
+            if (auto r = check_local_filesystem(c.dir); !r) return r;
         auto fd = unique_fd::open(index_path(), O_RDWR | O_NOFOLLOW);
         if (!fd) {
             if (fd.error_value().is(errc::not_found)) return error{errc::not_found, "Mailbox doesn't exist"};
             return std::move(fd).error_value();
         }
-        auto wl = unique_fd::open(dir_ + "/writer.lock", O_RDWR);
+        auto wl = unique_fd::open(c.dir + "/writer.lock", O_RDWR);
         if (!wl) return std::move(wl).error_value();
-        auto pl = unique_fd::open(dir_ + "/publish.lock", O_RDWR);
+        auto pl = unique_fd::open(c.dir + "/publish.lock", O_RDWR);
         if (!pl) return std::move(pl).error_value();
         auto sr = fd->stat();
         if (!sr) return std::move(sr).error_value();
@@ -757,11 +1129,17 @@ private:
         if (!h) return std::move(h).error_value();
         s.hdr = *h;
         if (auto r = load_generation(s, *fd, *h); !r) return r;
-        fd_ = std::move(*fd);
-        wlock_ = std::move(*wl);
-        plock_ = std::move(*pl);
-        st_ = std::move(s);
-        poisoned_ = false;
+        c.fd = std::move(*fd);
+        c.wlock = std::move(*wl);
+        c.plock = std::move(*pl);
+        c.st = std::move(s);
+        c.poisoned = false;
+        c.wlock_held = false;
+        c.swept = false;
+        c.loaded = true;
+        ++c.stats.full_loads;
+        c.stats.base_entries_validated += std::uint64_t{h->live_count} + h->tomb_count + h->base_kw_count;
+        c.stats.tail_entries_validated += h->tail_count;
         return {};
     }
 
@@ -776,8 +1154,10 @@ private:
     }
 
     // Copies both slots under the shared publish lock and returns the newest valid one.
+    // With `busy`, a lock that is not free within `timeout` sets *busy (a writer is
+    // publishing) instead of being only an error.
     static result<mmap_detail::slot_fields> read_slots(mmap_detail::unique_fd const& fd, mmap_detail::unique_fd const& pl,
-                                                       std::chrono::milliseconds timeout) {
+                                                       std::chrono::milliseconds timeout, bool* busy = nullptr) {
         using namespace mmap_detail;
         auto st = fd.stat();
         if (!st) return std::move(st).error_value();
@@ -785,7 +1165,10 @@ private:
         if (size < base_off) return corrupt(fd.path(), 0, "file size", "smaller than 8192 bytes");
         if (size > max_index_size) return corrupt(fd.path(), 0, "file size", "above the 4 GiB limit");
         std::array<std::byte, slot_size> a{}, b{};
-        if (auto r = lock_file(pl, LOCK_SH, timeout); !r) return std::move(r).error_value();
+        if (auto r = lock_file(pl, LOCK_SH, timeout); !r) {
+            if (busy != nullptr && r.error_value().is(errc::temporary)) *busy = true;
+            return std::move(r).error_value();
+        }
         auto ra = fd.pread_all(a, 0);
         auto rb = fd.pread_all(b, slot_b_off);
         unlock_file(pl);
@@ -799,69 +1182,132 @@ private:
         return sb;
     }
 
-    // Brings the in-memory state up to the newest committed generation.
-    result<void> refresh() {
+    // Brings the state up to the newest committed generation (§7 Refresh):
+    //  * the index was replaced (other inode, unlinked, RETIRED): full reopen;
+    //  * the publish lock is busy, `wait` is false and `refresh_nowait` set: keep the
+    //    snapshot ("no change yet"); else wait for it (up to the deadline);
+    //  * the generation is unchanged: done, O(1) (a stat, an fstat, two 256-byte preads);
+    //  * the same file moved on: the monotonicity rules of step 4 (else "inconsistent",
+    //    and the snapshot is dropped), then only the new tail entries are read (pread,
+    //    never mapped: no SIGBUS exposure), validated, and applied: O(k log N). A new entry
+    //    that fails validation is `corrupted` and the snapshot stays as it was.
+    result<void> refresh(bool wait = false) {
         using namespace mmap_detail;
-        if (auto r = ensure_open(); !r) return r;
+        if (auto r = ensure_loaded(); !r) return r;
+        auto& c = *core_;
         struct stat st {};
         if (::stat(index_path().c_str(), &st) != 0) {
             int const e = errno;
+            c.reset();
             if (e == ENOENT || e == ENOTDIR) return ctx(error{errc::not_found, "Mailbox doesn't exist"});
             return ctx(sys_error(e, "cannot stat", index_path()));
         }
-        auto own = fd_.stat();
+        auto own = c.fd.stat();
         if (!own) return ctx(std::move(own).error_value());
-        if (static_cast<std::uint64_t>(st.st_ino) != st_.ino || own->st_nlink == 0) {
-            close();
-            return ensure_open();
-        }
-        auto h = read_slots(fd_, plock_, opt_.lock_timeout);
-        if (!h) return ctx(std::move(h).error_value());
-        if (h->generation == st_.hdr.generation && h->file_id == st_.hdr.file_id) return {};
-        bool const same_base = h->file_id == st_.hdr.file_id && h->base_crc == st_.hdr.base_crc &&
-                               h->tail_off == st_.hdr.tail_off && h->generation > st_.hdr.generation &&
-                               h->tail_count >= st_.hdr.tail_count && h->uidvalidity == st_.hdr.uidvalidity;
-        if (same_base && (h->flags & flag_retired) == 0) {
-            mailbox_state s = st_; // O(N) copy keeps a failed replay from leaving half a state
-            mapping m;
-            if (auto r = mapping::map(m, fd_, h->committed_end()); !r) return ctx(std::move(r).error_value());
-            if (auto r = replay_tail(s, *h, m.data() + st_.hdr.committed_end(), fd_.path()); r) {
-                st_ = std::move(s);
+        if (static_cast<std::uint64_t>(st.st_ino) != c.st.ino || st.st_dev != own->st_dev || own->st_nlink == 0) return reopen();
+        bool busy = false;
+        bool const nowait = !wait && opt_.refresh_nowait;
+        auto h = read_slots(c.fd, c.plock, nowait ? std::chrono::milliseconds{0} : opt_.lock_timeout, &busy);
+        if (!h) {
+            if (busy && nowait) {
+                ++c.stats.busy_refreshes;
                 return {};
             }
+            return ctx(std::move(h).error_value());
         }
-        close();
-        return ensure_open();
+        slot_fields const& cur = c.st.hdr;
+        if (h->generation == cur.generation && h->file_id == cur.file_id) {
+            ++c.stats.unchanged_refreshes;
+            return {};
+        }
+        if ((h->flags & flag_retired) != 0) return reopen();
+        if (auto f = refresh_violation(cur, *h); !f.empty()) {
+            std::string m(inconsistent_prefix);
+            m.append(c.fd.path()).append(": ").append(f).append(" changed from generation ")
+                .append(std::to_string(cur.generation)).append(" to ").append(std::to_string(h->generation))
+                .append(" of the same file; snapshot dropped, resync in full");
+            c.reset();
+            return ctx(error{errc::corrupted, std::move(m)});
+        }
+        std::uint64_t const from = cur.committed_end();
+        std::vector<std::byte> buf(static_cast<std::size_t>(h->committed_end() - from));
+        if (auto r = c.fd.pread_all(buf, from); !r) return ctx(std::move(r).error_value());
+        auto b = validate_tail(c.st, *h, buf.data(), c.fd.path());
+        if (!b) return ctx(std::move(b).error_value());
+        c.stats.tail_entries_validated += h->tail_count - c.st.tail_count;
+        ++c.stats.incremental_refreshes;
+        apply_tail(c.st, std::move(*b));
+        return {};
     }
 
-    // Takes the writer lock, runs recovery (fdatasync, catch up). On success the writer
-    // lock is held.
-    result<void> begin_write() {
+    // Full open of a replacement file, then the continuity check of §7 step 3: with the
+    // same uidvalidity, highestmodseq and uidnext must not go down (an older copy of the
+    // index put back, say), and every UID live before must be live or a tombstone now
+    // (O(N log N), like the reload itself). A violation is reported once as
+    // "inconsistent"; the new state stays loaded.
+    result<void> reopen() {
+        auto& c = *core_;
+        bool const had = c.loaded;
+        mmap_detail::mailbox_state old = std::move(c.st);
+        c.reset();
+        if (auto r = ensure_loaded(); !r) return r;
+        if (!had || old.hdr.uidvalidity != c.st.hdr.uidvalidity) return {};
+        std::string what;
+        if (c.st.hdr.highestmodseq < old.hdr.highestmodseq) {
+            what = "highestmodseq went down";
+        } else if (c.st.hdr.uidnext < old.hdr.uidnext) {
+            what = "uidnext went down";
+        } else {
+            for (auto const& [u, m] : old.live)
+                if (c.st.live.count(u) == 0 && c.st.tomb_uids.count(u) == 0) {
+                    what = "uid " + std::to_string(u) + " vanished without a tombstone";
+                    break;
+                }
+        }
+        if (what.empty()) return {};
+        std::string m(mmap_detail::inconsistent_prefix);
+        m.append(c.fd.path()).append(": ").append(what).append(" in the replacement file (generation ")
+            .append(std::to_string(old.hdr.generation)).append(" -> ").append(std::to_string(c.st.hdr.generation))
+            .append("); resync in full");
+        return ctx(error{errc::corrupted, std::move(m)});
+    }
+
+    // Takes the writer lock (within `timeout`), runs recovery (fdatasync, catch up) and,
+    // once per loaded file, the writer-open sweep. On success the writer lock is held.
+    result<void> begin_write(std::chrono::milliseconds timeout) {
         using namespace mmap_detail;
-        if (auto r = ensure_open(); !r) return r;
-        if (st_.hdr.ro_compat != 0) return ctx(error{errc::unsupported, "index has read-only features"});
-        if (auto r = lock_file(wlock_, LOCK_EX, opt_.lock_timeout); !r) return ctx(std::move(r).error_value());
-        if (auto r = fd_.sync(); !r) {
-            unlock_file(wlock_);
-            poisoned_ = true;
+        if (auto r = ensure_loaded(); !r) return r;
+        auto& c = *core_;
+        if (c.st.hdr.ro_compat != 0) return ctx(error{errc::unsupported, "index has read-only features"});
+        if (auto r = lock_file(c.wlock, LOCK_EX, timeout); !r) return ctx(std::move(r).error_value());
+        if (auto r = c.fd.sync(); !r) {
+            unlock_file(c.wlock);
+            c.poisoned = true;
             return ctx(std::move(r).error_value());
         }
-        wlock_held_ = true;
-        if (auto r = refresh(); !r) {
-            if (wlock_) unlock_file(wlock_);
-            wlock_held_ = false;
+        c.wlock_held = true;
+        if (auto r = refresh(true); !r) {
+            if (c.wlock) unlock_file(c.wlock);
+            c.wlock_held = false;
             return r;
         }
-        // refresh may have reopened (new inode): the lock then belongs to the old fd,
+        // refresh may have reopened (new inode): the lock then belonged to the old fd,
         // which was closed (released); take it again on the new one.
-        if (!wlock_held_) {
-            if (auto r = lock_file(wlock_, LOCK_EX, opt_.lock_timeout); !r) return ctx(std::move(r).error_value());
-            wlock_held_ = true;
-            if (auto r = refresh(); !r) {
-                unlock_file(wlock_);
-                wlock_held_ = false;
+        if (!c.wlock_held) {
+            if (auto r = lock_file(c.wlock, LOCK_EX, timeout); !r) return ctx(std::move(r).error_value());
+            c.wlock_held = true;
+            if (auto r = refresh(true); !r) {
+                if (c.wlock) unlock_file(c.wlock);
+                c.wlock_held = false;
                 return r;
             }
+            if (!c.wlock_held) { // replaced again under our feet: give up for now
+                return ctx(error{errc::temporary, "index replaced twice while taking the writer lock"});
+            }
+        }
+        if (!c.swept) {
+            sweep_at_writer_open();
+            c.swept = true;
         }
         return {};
     }
@@ -870,15 +1316,15 @@ private:
     template <class F>
     result<void> transact(F&& build) {
         using namespace mmap_detail;
-        if (auto r = begin_write(); !r) return r;
+        if (auto r = begin_write(opt_.lock_timeout); !r) return r;
         struct guard_t {
-            mmap_mailbox* self;
+            mailbox_core& c;
             ~guard_t() {
-                if (self->wlock_) unlock_file(self->wlock_);
-                self->wlock_held_ = false;
+                if (c.wlock) unlock_file(c.wlock);
+                c.wlock_held = false;
             }
-        } guard{this};
-        txn t{this, st_.hdr, {}, {}};
+        } guard{*core_};
+        txn t{this, core_->st.hdr, {}, {}};
         if (auto r = build(t); !r) {
             auto e = std::move(r).error_value();
             return ctx(std::move(e));
@@ -891,63 +1337,62 @@ private:
     // W1..W8 of §6.2.
     result<void> commit(txn& t) {
         using namespace mmap_detail;
+        auto& c = *core_;
         slot_fields& h = t.h;
         if (h.highestmodseq > max_modseq) return error{errc::not_possible, "modseq space exhausted"};
         if (h.tail_count > max_tail_count) return error{errc::not_possible, "tail full; compact the mailbox"};
-        std::uint64_t const end = st_.hdr.committed_end();
+        std::uint64_t const end = c.st.hdr.committed_end();
         // W1
-        if (auto r = fd_.pwrite_all(t.bytes, end); !r) return r;
+        if (auto r = c.fd.pwrite_all(t.bytes, end); !r) return r;
         // W2
-        if (auto r = fd_.sync(); !r) {
-            poisoned_ = true;
+        if (auto r = c.fd.sync(); !r) {
+            c.poisoned = true;
             return r;
         }
         // W3
-        h.generation = st_.hdr.generation + 1;
+        h.generation = c.st.hdr.generation + 1;
         h.flags = 0;
-        h.tail_chain_crc = crc32c_update(st_.chain, t.bytes);
+        h.tail_chain_crc = crc32c_update(c.st.chain, t.bytes);
         h.commit_time_ns = now_ns();
         auto const raw = encode_slot(h);
         std::uint64_t const at = h.generation % 2 == 0 ? 0 : slot_b_off;
         // W4
-        if (auto r = lock_file(plock_, LOCK_EX, opt_.lock_timeout); !r)
+        if (auto r = lock_file(c.plock, LOCK_EX, opt_.lock_timeout); !r)
             return error{errc::temporary, "publish lock held too long; see /proc/locks: " + r.error_value().message};
         std::array<std::byte, slot_size> const zero{};
         // W5
-        if (auto r = fd_.pwrite_all(raw, at); !r) {
-            (void)fd_.pwrite_all(zero, at);
-            unlock_file(plock_);
+        if (auto r = c.fd.pwrite_all(raw, at); !r) {
+            (void)c.fd.pwrite_all(zero, at);
+            unlock_file(c.plock);
             return r;
         }
         // W6
-        if (auto r = fd_.sync(); !r) {
-            (void)fd_.pwrite_all(zero, at);
-            unlock_file(plock_);
-            poisoned_ = true;
+        if (auto r = c.fd.sync(); !r) {
+            (void)c.fd.pwrite_all(zero, at);
+            unlock_file(c.plock);
+            c.poisoned = true;
             auto e = std::move(r).error_value();
             e.message += " (commit outcome unknown: reopen and re-read the mailbox)";
             return e;
         }
         // W7
-        unlock_file(plock_);
-        // W8: apply our own entries (validated like any reader would).
-        // On failure (a bug: we just built these entries) the half-applied state is never
-        // used: the poisoned handle reloads from disk on the next call.
-        if (auto r = replay_tail(st_, h, t.bytes.data(), fd_.path()); !r) {
-            poisoned_ = true;
-            return r;
+        unlock_file(c.plock);
+        // W8: apply our own entries, validated like any reader would. On failure (a bug:
+        // we just built these entries) the state is untouched but behind the file: the
+        // poisoned handle reloads from disk on the next call.
+        auto b = validate_tail(c.st, h, t.bytes.data(), c.fd.path());
+        if (!b) {
+            c.poisoned = true;
+            return std::move(b).error_value();
         }
+        c.stats.tail_entries_validated += h.tail_count - c.st.tail_count;
+        apply_tail(c.st, std::move(*b));
         return {};
     }
 
     std::string dir_;
     mmap_options opt_;
-    mmap_detail::unique_fd fd_;
-    mmap_detail::unique_fd wlock_;
-    mmap_detail::unique_fd plock_;
-    mmap_detail::mailbox_state st_;
-    bool poisoned_ = false;
-    bool wlock_held_ = false;
+    std::shared_ptr<mmap_detail::mailbox_core> core_;
 };
 
 static_assert(backend<mmap_mailbox>);
