@@ -270,14 +270,11 @@ std::string str(uid_set const& v) {
     ::_exit(0);
 }
 
-struct known_race {};
-
 struct reader_stats {
     std::uint64_t iterations = 0;
     std::uint64_t distinct_states = 0;
     std::uint64_t torn_retries = 0; // status before/after a fetch differed: retried
     std::uint64_t reopens = 0;
-    std::uint64_t known_race = 0; // rounds cut short by the known fstat race (see reader)
 };
 
 class reader {
@@ -367,21 +364,16 @@ public:
             ssize_t const n = ::read(running_fd, &buf, 1);
             if (n == 0) break; // the writer has exited (and the parent closed its end)
             if (n < 0 && errno != EAGAIN && errno != EINTR) fail(31, "read of the running pipe failed");
-            try {
-                if (fresh_each_round || pick(rng_, 16) == 0) {
-                    if (fresh_each_round) {
-                        h.emplace(dir_, mmap_options{"Conc"});
-                    } else {
-                        h->close();
-                        if (auto r = h->open(); !r) fail_err(32, "reopen", r.error_value());
-                    }
-                    ++stats_.reopens;
+            if (fresh_each_round || pick(rng_, 16) == 0) {
+                if (fresh_each_round) {
+                    h.emplace(dir_, mmap_options{"Conc"});
+                } else {
+                    h->close();
+                    if (auto r = h->open(); !r) fail_err(32, "reopen", r.error_value());
                 }
-                round(*h);
-            } catch (known_race const&) {
-                ++stats_.known_race;
-                h.emplace(dir_, mmap_options{"Conc"});
+                ++stats_.reopens;
             }
+            round(*h);
         }
         // The writer is done: a fresh handle and the old one both show the final state.
         round(*h);
@@ -398,19 +390,7 @@ public:
 private:
     [[noreturn]] void fail(int code, std::string const& why) { die(who_.c_str(), code, why); }
 
-    // KNOWN BUG (see the may_fail test "a reader's slot check uses a file size taken
-    // before the slots were copied" below): read_slots() fstats the index *before* it
-    // copies the slots under the publish lock, so when two commits land in between, both
-    // slots end past the stale size and a healthy mailbox answers `corrupted ... committed
-    // end beyond the file size`. Until that is fixed, exactly that error is counted (and
-    // reported by the parent) instead of failing; every other error fails. Set to false
-    // once fixed.
-    static constexpr bool tolerate_known_fstat_race = true;
-
     [[noreturn]] void fail_err(int code, char const* what, error const& e) {
-        if (tolerate_known_fstat_race && e.is(errc::corrupted) &&
-            e.message.find("committed end beyond the file size") != std::string::npos)
-            throw known_race{};
         fail(code, std::string(what) + ": " + e.message);
     }
 
@@ -549,12 +529,10 @@ TEST_CASE("mmap_mailbox: readers in other processes see only whole committed sta
         total.distinct_states += s.distinct_states;
         total.torn_retries += s.torn_retries;
         total.reopens += s.reopens;
-        total.known_race += s.known_race;
     }
     ::close(stats[0]);
     MESSAGE("readers: ", total.iterations, " rounds, ", total.distinct_states, " distinct states seen, ",
-            total.torn_retries, " fetches retried, ", total.reopens, " reopens, ", total.known_race,
-            " rounds cut by the known fstat race; ", sc.states.size(), " states committed");
+            total.torn_retries, " fetches retried, ", total.reopens, " reopens; ", sc.states.size(), " states committed");
 
     // The parent's own view: the final state, and the mailbox is still writable.
     mmap_mailbox m(dir);
@@ -600,20 +578,15 @@ std::string slurp(std::string const& p) {
 }
 } // namespace
 
-// KNOWN BUG, not fixed here (include/ belongs to another change): mmap_mailbox's
-// read_slots() takes the file size (fstat) *before* it copies the two header slots under
-// the shared publish lock, and checks each slot's committed end against that stale size.
-// A writer that commits twice in between (each commit grows the file, then publishes a
-// slot) leaves both slots "beyond the file size", and a reader of a healthy mailbox gets
-// `corrupted ... tail_count: committed end beyond the file size` for both slots (one
-// commit in between only hides the newest generation until the next refresh). Seen in
-// the stress test above (a reader opening a fresh handle per round). Here the race is
-// made deterministic: the test holds the publish lock, so the reader stops between its
-// fstat and its slot copy, while the test lands two commits' bytes. The fix is to take
-// the size after the slots are copied (every published slot refers to bytes written
-// before it, W1 before W5). Remove may_fail (and tolerate_known_fstat_race) once fixed.
-TEST_CASE("mmap_mailbox: a reader's slot check uses a file size taken before the slots were copied" *
-          doctest::may_fail()) {
+// Bug found by the stress test above (a reader opening a fresh handle per round), fixed:
+// read_slots() took the file size (fstat) *before* it copied the two header slots under
+// the shared publish lock and checked each slot's committed end against that stale size.
+// A writer that committed twice in between (each commit grows the file, then publishes a
+// slot) left both slots "beyond the file size", and a reader of a healthy mailbox got
+// `corrupted ... tail_count: committed end beyond the file size`. Here the race is made
+// deterministic: the test holds the publish lock, so the reader stops before its slot
+// copy, while the test lands two commits' bytes. The size is now taken after the copy.
+TEST_CASE("mmap_mailbox: a reader's slot check uses a file size taken after the slots were copied") {
     temp_dir t;
     std::string const dir = t.path + "/box";
     REQUIRE(mmap_mailbox::create(dir, uid_validity{7}).has_value());
@@ -694,9 +667,6 @@ TEST_CASE("mmap_mailbox: SIGKILL of a writer during appends and compactions, wit
                 if (n == 0) break;
                 auto ch = r.changes_since(modseq{0});
                 if (!ch) {
-                    if (ch.error_value().is(errc::corrupted) &&
-                        ch.error_value().message.find("committed end beyond the file size") != std::string::npos)
-                        continue; // the known fstat race (see the may_fail test above)
                     die("reader", 2, ch.error_value().message);
                 }
                 std::uint64_t const h = value(ch->highest_modseq);

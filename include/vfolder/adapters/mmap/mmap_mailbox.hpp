@@ -1159,11 +1159,6 @@ private:
     static result<mmap_detail::slot_fields> read_slots(mmap_detail::unique_fd const& fd, mmap_detail::unique_fd const& pl,
                                                        std::chrono::milliseconds timeout, bool* busy = nullptr) {
         using namespace mmap_detail;
-        auto st = fd.stat();
-        if (!st) return std::move(st).error_value();
-        auto const size = static_cast<std::uint64_t>(st->st_size);
-        if (size < base_off) return corrupt(fd.path(), 0, "file size", "smaller than 8192 bytes");
-        if (size > max_index_size) return corrupt(fd.path(), 0, "file size", "above the 4 GiB limit");
         std::array<std::byte, slot_size> a{}, b{};
         if (auto r = lock_file(pl, LOCK_SH, timeout); !r) {
             if (busy != nullptr && r.error_value().is(errc::temporary)) *busy = true;
@@ -1171,7 +1166,16 @@ private:
         }
         auto ra = fd.pread_all(a, 0);
         auto rb = fd.pread_all(b, slot_b_off);
+        // The size is taken after the slots are copied: a slot is published (W5) only
+        // after the bytes it covers were written (W1), and the file never shrinks in
+        // place, so this size covers both slots. A size taken before the copy could miss
+        // the growth of commits published in between (a healthy file reported corrupt).
+        auto st = fd.stat();
         unlock_file(pl);
+        if (!st) return std::move(st).error_value();
+        auto const size = static_cast<std::uint64_t>(st->st_size);
+        if (size < base_off) return corrupt(fd.path(), 0, "file size", "smaller than 8192 bytes");
+        if (size > max_index_size) return corrupt(fd.path(), 0, "file size", "above the 4 GiB limit");
         if (!ra) return std::move(ra).error_value();
         if (!rb) return std::move(rb).error_value();
         slot_fields const sa = decode_slot(a), sb = decode_slot(b);
