@@ -82,7 +82,7 @@ struct folder_message {
     std::string_view backend;  ///< the backend mailbox name
     uid backend_uid{};
     flag_set flags;
-    keyword_set const* keywords = nullptr; ///< never null
+    keyword_set const* keywords = nullptr; ///< never null; valid until the folder next syncs or moves
 };
 
 /// \brief What a folder needs to find its backends.
