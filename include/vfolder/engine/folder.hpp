@@ -543,12 +543,17 @@ private:
         }
         for (auto& o : old.boxes) {
             if (find_box_id(o.id)) continue;
+            // Stored before but not now: a failed commit that landed dropped it, found
+            // deleted (skipped until the next reopen, as after a successful commit) or
+            // forgotten (gone).
+            bool const dropped = o.saved.has_value() && !o.deleted;
+            if (dropped && o.forget) continue;
             box x;
             x.id = o.id;
             x.name = o.name;
             x.group = o.group;
             x.backend = std::exchange(o.backend, std::nullopt);
-            x.deleted = o.deleted;
+            x.deleted = o.deleted || dropped;
             x.forget = o.forget;
             x.used = o.used;
             boxes_.push_back(std::move(x));
