@@ -13,6 +13,7 @@
 #include <vfolder/adapters/mmap/mmap_mailbox.hpp>
 
 #include <doctest/doctest.h>
+#include "support/temp_dir.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -41,17 +42,7 @@ using namespace vfolder;
 
 namespace {
 
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        std::string t = (std::filesystem::temp_directory_path() / "vfolder-conc-XXXXXX").string();
-        REQUIRE(::mkdtemp(t.data()) != nullptr);
-        path = t;
-    }
-    ~temp_dir() { std::filesystem::remove_all(path); }
-    temp_dir(temp_dir const&) = delete;
-    temp_dir& operator=(temp_dir const&) = delete;
-};
+using vfolder_test::temp_dir;
 
 // ------------------------------------------------------------------ the model
 struct model_msg {

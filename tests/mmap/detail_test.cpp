@@ -4,6 +4,7 @@
 #include <vfolder/adapters/mmap/detail/posix_file.hpp>
 
 #include <doctest/doctest.h>
+#include "support/temp_dir.hpp"
 
 #include <array>
 #include <cstdlib>
@@ -18,15 +19,7 @@ using namespace vfolder::mmap_detail;
 namespace {
 std::span<std::byte const> bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
 
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        std::string t = (std::filesystem::temp_directory_path() / "vfolder-detail-XXXXXX").string();
-        REQUIRE(::mkdtemp(t.data()) != nullptr);
-        path = t;
-    }
-    ~temp_dir() { std::filesystem::remove_all(path); }
-};
+using vfolder_test::temp_dir;
 
 std::string read_all(std::string const& p) {
     auto fd = unique_fd::open(p, O_RDONLY);

@@ -4,6 +4,7 @@
 #include <vfolder/adapters/memory/memory_mailbox.hpp>
 
 #include <doctest/doctest.h>
+#include "support/temp_dir.hpp"
 
 #include <algorithm>
 #include <array>
@@ -28,17 +29,7 @@ using namespace vfolder::mmap_detail;
 
 namespace {
 
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        std::string t = (std::filesystem::temp_directory_path() / "vfolder-mbox-XXXXXX").string();
-        REQUIRE(::mkdtemp(t.data()) != nullptr);
-        path = t;
-    }
-    ~temp_dir() { std::filesystem::remove_all(path); }
-    temp_dir(temp_dir const&) = delete;
-    temp_dir& operator=(temp_dir const&) = delete;
-};
+using vfolder_test::temp_dir;
 
 std::vector<std::byte> read_file(std::string const& p) {
     std::ifstream in(p, std::ios::binary);

@@ -6,6 +6,7 @@
 #include <vfolder/adapters/mmap/mmap_store.hpp>
 
 #include <doctest/doctest.h>
+#include "support/temp_dir.hpp"
 
 #include <vfolder/adapters/memory/memory_mailbox.hpp>
 #include <vfolder/adapters/memory/memory_store.hpp>
@@ -40,20 +41,7 @@ std::string what(result<T> const& r) {
     return r.has_value() ? std::string() : r.error_value().message;
 }
 
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        std::string t = (std::filesystem::temp_directory_path() / "vfolder-store-XXXXXX").string();
-        REQUIRE(::mkdtemp(t.data()) != nullptr);
-        path = t;
-    }
-    temp_dir(temp_dir const&) = delete;
-    temp_dir& operator=(temp_dir const&) = delete;
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
+using vfolder_test::temp_dir;
 
 std::vector<std::byte> read_all(std::string const& p) {
     auto fd = md::unique_fd::open(p, O_RDONLY);
