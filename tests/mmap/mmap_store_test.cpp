@@ -795,6 +795,45 @@ TEST_CASE("mmap_store: the engine over it, against memory_store, across folder r
     }
 }
 
+TEST_CASE("mmap_store: a folder whose commit failed but landed converges without a reopen") {
+    // The engine reloads from the store after a failed commit; mmap_store re-reads its
+    // files after one (the I/O error may come after the record was durable).
+    temp_dir tmp;
+    memory_world mail;
+    auto* inbox = *mail.create("INBOX");
+    inbox->append(mail_time{1700000100});
+    auto def = folder_definition::make({"INBOX"}, "all");
+    REQUIRE(def);
+    auto s = mmap_store::open(tmp.path + "/All");
+    REQUIRE_MESSAGE(s, what(s));
+    using disk_folder = folder<memory_provider, mmap_store>;
+    auto f = disk_folder::open(*def, memory_provider(mail), std::move(*s));
+    REQUIRE_MESSAGE(f, what(f));
+    REQUIRE(f->sync(sync_flags::reopen));
+    std::uint32_t m = 1;
+    for (bool lands : {true, false, true}) {
+        CAPTURE(lands);
+        auto const before = f->status();
+        inbox->append(mail_time{1700000200 + m});
+        f->store().crash_next_commit(lands);
+        REQUIRE_FALSE(f->sync());
+        CHECK(f->status() == before); // the view did not change
+        inbox->append(mail_time{1700000300 + m});
+        auto r = f->sync();
+        REQUIRE_MESSAGE(r, what(r));
+        m += 2;
+        CHECK(f->size() == m);
+        CHECK(r->added.count() == 2); // the landed one (reported now) and the new one
+        CHECK(r->added.front().first == value(before.uid_next));
+    }
+    // Every message got one vuid: 1..7 (the lost commit's vuids were never seen).
+    CHECK(value(f->status().uid_next) == m + 1);
+    auto const held = f->store().load();
+    REQUIRE_MESSAGE(held, what(held));
+    REQUIRE(held->has_value());
+    CHECK((*held)->messages.size() == m); // the store holds what the folder shows
+}
+
 TEST_CASE("mmap_store: a missing checkpoint is nothing committed; a missing log after one is corrupted") {
     history h(16, 4);
     fixture f;

@@ -224,6 +224,9 @@ public:
     }
     [[nodiscard]] std::size_t size() const noexcept { return recs_.size() - dead_; }
     [[nodiscard]] folder_definition const& definition() const noexcept { return def_; }
+    /// \brief The view store (for store-specific calls; committing through it directly
+    /// would break the folder's view).
+    [[nodiscard]] Store& store() noexcept { return store_; }
 
     /// \brief Calls `f(folder_message const&)` for every message, ascending vuid. O(N).
     template <class F>
