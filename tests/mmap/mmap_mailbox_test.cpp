@@ -1164,3 +1164,113 @@ TEST_CASE("mmap_mailbox refresh: every flipped byte of a new commit gives the in
     mmap_mailbox full(dir, own_options("F"));
     CHECK(*snapshot(full) == *ri);
 }
+
+// ---------------------------------------------------------------- tombstone retention (§8.4)
+namespace {
+mmap_options retention_options(std::string name, std::uint32_t keep_count, std::chrono::seconds keep_age) {
+    mmap_options o = own_options(std::move(name));
+    o.tomb_keep_count = keep_count;
+    o.tomb_keep_age = keep_age;
+    return o;
+}
+} // namespace
+
+TEST_CASE("mmap_mailbox retention: compaction prunes old tombstones beyond the count, raises the floor") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{3}).has_value());
+    mmap_mailbox w(dir, retention_options("W", 2, std::chrono::seconds{0}));
+    for (int i = 1; i <= 10; ++i) REQUIRE(w.append("m" + std::to_string(i), mail_time{i}).has_value());
+    // A reader that last saw UIDs 1..10 live (and will not refresh until the end).
+    mmap_mailbox r(dir, own_options("R"));
+    REQUIRE(r.open().has_value());
+    std::uint64_t floor_expected = 0;
+    for (std::uint32_t u = 1; u <= 5; ++u) {
+        REQUIRE(w.expunge(uid_set{{u, u}}).has_value());
+        if (u == 5) floor_expected = value(w.status()->highest_modseq);
+    }
+    // First compaction: no earlier compaction is known, so no tombstone is known to be old.
+    REQUIRE(w.compact().has_value());
+    CHECK(newest_slot(dir + "/index").tomb_count == 5);
+    CHECK(newest_slot(dir + "/index").vanished_floor == 0);
+    REQUIRE(w.expunge(uid_set{{6, 6}}).has_value());
+    std::uint64_t const after6 = value(w.status()->highest_modseq);
+    REQUIRE(w.expunge(uid_set{{7, 7}}).has_value());
+    // Second compaction: the five tombstones the first one had are old (age 0), and only
+    // the newest 2 must be kept.
+    REQUIRE(w.compact().has_value());
+    slot_fields const h = newest_slot(dir + "/index");
+    CHECK(h.tomb_count == 2);
+    CHECK(h.vanished_floor == floor_expected);
+    for (auto* m : {&w, &r}) {
+        auto below = m->changes_since(modseq{floor_expected - 1});
+        REQUIRE(below.has_value());
+        CHECK_FALSE(below->expunged.has_value()); // floor exceeded: unknown, fall back
+        auto at = m->changes_since(modseq{floor_expected});
+        REQUIRE(at.has_value());
+        REQUIRE(at->expunged.has_value());
+        CHECK(*at->expunged == uid_set{{6, 7}});
+        auto later = m->changes_since(modseq{after6});
+        REQUIRE(later.has_value());
+        REQUIRE(later->expunged.has_value());
+        CHECK(*later->expunged == uid_set{{7, 7}});
+        auto st = m->status();
+        REQUIRE(st.has_value());
+        CHECK(st->exists == 3);
+    }
+    // The reader's replacement check accepted UIDs 1..5 gone without a tombstone: they are
+    // at or below the new floor. A fresh open validates the pruned file.
+    mmap_mailbox fresh(dir, own_options("F"));
+    auto v = snapshot(fresh);
+    REQUIRE(v.has_value());
+    CHECK(v->st.exists == 3);
+    // The sidecar names the compactions' high-water marks.
+    CHECK(std::filesystem::exists(dir + "/compact.times"));
+    // remove() takes the sidecar with it.
+    w.close();
+    r.close();
+    fresh.close();
+    REQUIRE(mmap_mailbox::remove(dir).has_value());
+    CHECK_FALSE(std::filesystem::exists(dir));
+}
+
+TEST_CASE("mmap_mailbox retention: the defaults and the count keep tombstones") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{3}).has_value());
+    {
+        mmap_mailbox w(dir, own_options("W")); // defaults: 100000 and 90 days
+        for (int i = 1; i <= 4; ++i) REQUIRE(w.append("m", mail_time{i}).has_value());
+        REQUIRE(w.expunge(uid_set{{1, 3}}).has_value());
+        for (int i = 0; i < 3; ++i) REQUIRE(w.compact().has_value());
+        CHECK(newest_slot(dir + "/index").tomb_count == 3);
+        CHECK(newest_slot(dir + "/index").vanished_floor == 0);
+        auto c = w.changes_since(modseq{0});
+        REQUIRE(c.has_value());
+        REQUIRE(c->expunged.has_value());
+        CHECK(*c->expunged == uid_set{{1, 3}});
+    }
+    {
+        // Old enough (age 0, after a compaction) but within the newest 2: one pruned.
+        mmap_mailbox w(dir, retention_options("W", 2, std::chrono::seconds{0}));
+        REQUIRE(w.compact().has_value());
+        CHECK(newest_slot(dir + "/index").tomb_count == 2);
+        CHECK(newest_slot(dir + "/index").vanished_floor > 0);
+    }
+    {
+        // A garbled sidecar is advisory: nothing is known old, nothing more is pruned.
+        std::ofstream(dir + "/compact.times", std::ios::trunc) << "garbage\n1 x\n99999999999999999999 1\n";
+        mmap_mailbox w(dir, retention_options("W", 0, std::chrono::seconds{0}));
+        REQUIRE(w.compact().has_value());
+        CHECK(newest_slot(dir + "/index").tomb_count == 2);
+        REQUIRE(w.compact().has_value()); // now the previous compaction is on record
+        CHECK(newest_slot(dir + "/index").tomb_count == 0);
+        auto c = w.changes_since(modseq{0});
+        REQUIRE(c.has_value());
+        CHECK_FALSE(c->expunged.has_value());
+        auto top = w.changes_since(w.status()->highest_modseq);
+        REQUIRE(top.has_value());
+        REQUIRE(top->expunged.has_value());
+        CHECK(top->expunged->empty());
+    }
+}

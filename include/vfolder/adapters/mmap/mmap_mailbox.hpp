@@ -87,6 +87,15 @@ struct mmap_options {
     /// snapshot it has instead of waiting (§7 Refresh step 1). Off by default: then a call
     /// that starts after another process acknowledged a commit always sees that commit.
     bool refresh_nowait = false;
+    /// Tombstone retention at compaction (§8.4 step 1): the newest `tomb_keep_count`
+    /// tombstones are always kept; older ones are pruned only when they are also known to
+    /// be older than `tomb_keep_age`. The index holds no time per tombstone: a tombstone
+    /// counts as that old once a compaction at least `tomb_keep_age` ago already had it
+    /// (its modseq at or below that compaction's highestmodseq, recorded in the advisory
+    /// sidecar `compact.times`; without it nothing is known to be old). Pruning raises
+    /// `vanished_floor` to the largest pruned modseq.
+    std::uint32_t tomb_keep_count = 100000;
+    std::chrono::seconds tomb_keep_age{std::chrono::hours{24 * 90}};
 };
 
 /// \brief Counters of the reader's work on one open state (shared by the handles that
@@ -421,13 +430,16 @@ inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
 
 /// \brief Encodes a complete index file for `s` (a new base with an empty tail) whose
 /// slot holds generation `gen` (placed by parity) with file id `file_id`.
+/// The tombstones written are `tombs` (a suffix of `s.tombs` when compaction prunes;
+/// `h.vanished_floor` must then be at least the largest pruned modseq).
 [[nodiscard]] inline std::vector<std::byte> build_index_file(mailbox_state const& s, slot_fields h,
-                                                             std::uint64_t gen, std::uint64_t file_id) {
+                                                             std::uint64_t gen, std::uint64_t file_id,
+                                                             std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs) {
     h.generation = gen;
     h.file_id = file_id;
     h.flags = 0;
     h.live_count = static_cast<std::uint32_t>(s.live.size());
-    h.tomb_count = static_cast<std::uint32_t>(s.tombs.size());
+    h.tomb_count = static_cast<std::uint32_t>(tombs.size());
     h.kw_count = h.base_kw_count = static_cast<std::uint32_t>(s.kw.size());
     h.base_modseq = h.highestmodseq;
     h.tail_count = 0;
@@ -444,9 +456,9 @@ inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
     }
     std::sort(perm.begin(), perm.end());
     for (std::size_t j = 0; j < perm.size(); ++j) store_le<std::uint32_t>(f.data() + h.mperm_off + 4 * j, perm[j].second);
-    for (std::size_t j = 0; j < s.tombs.size(); ++j) {
-        store_le<std::uint32_t>(f.data() + h.tomb_off + tomb_size * j, s.tombs[j].second);
-        store_le<std::uint64_t>(f.data() + h.tomb_off + tomb_size * j + 8, s.tombs[j].first);
+    for (std::size_t j = 0; j < tombs.size(); ++j) {
+        store_le<std::uint32_t>(f.data() + h.tomb_off + tomb_size * j, tombs[j].second);
+        store_le<std::uint64_t>(f.data() + h.tomb_off + tomb_size * j + 8, tombs[j].first);
     }
     for (std::size_t j = 0; j < s.kw.size(); ++j)
         encode_kwdef(f.data() + h.kw_off + entry_size * j, static_cast<std::uint16_t>(j), h.highestmodseq, s.kw[j], seed);
@@ -455,6 +467,130 @@ inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
     auto const slot = encode_slot(h);
     std::memcpy(f.data() + (gen % 2 == 0 ? 0 : slot_b_off), slot.data(), slot_size);
     return f;
+}
+
+/// \brief `build_index_file` keeping every tombstone of `s`.
+[[nodiscard]] inline std::vector<std::byte> build_index_file(mailbox_state const& s, slot_fields h,
+                                                             std::uint64_t gen, std::uint64_t file_id) {
+    return build_index_file(s, h, gen, file_id, std::span<std::pair<std::uint64_t, std::uint32_t> const>(s.tombs));
+}
+
+/// \brief Checks in memory that `bytes` (a file made by `build_index_file`, empty tail) is
+/// a valid index holding exactly the live messages (images and keyword names) of `want`
+/// and the tombstones `tombs` (§8.4 step 2: abort before the rename otherwise).
+[[nodiscard]] inline result<void> check_built_file(std::vector<std::byte> const& bytes, mailbox_state const& want,
+                                                   std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs,
+                                                   std::string const& file) {
+    if (bytes.size() < base_off) return corrupt(file, 0, "file size", "built file too small");
+    std::span<std::byte const, slot_size> const a(bytes.data(), slot_size), b(bytes.data() + slot_b_off, slot_size);
+    slot_fields const sa = decode_slot(a), sb = decode_slot(b);
+    bool const use_a = check_slot(sa, a, 0, bytes.size(), file).has_value();
+    if (!use_a)
+        if (auto r = check_slot(sb, b, slot_b_off, bytes.size(), file); !r) return r;
+    mailbox_state got;
+    got.hdr = use_a ? sa : sb;
+    if (auto r = load_base(got, bytes.data(), file); !r) return r;
+    if (auto r = replay_tail(got, got.hdr, bytes.data() + got.hdr.tail_off, file); !r) return r;
+    auto mismatch = [&](std::string_view what) {
+        return error{errc::corrupted, "built index " + file + " differs from the state it was built from: " + std::string(what)};
+    };
+    if (got.live.size() != want.live.size()) return mismatch("live count");
+    for (auto const& [u, m] : want.live) {
+        auto it = got.live.find(u);
+        if (it == got.live.end()) return mismatch("uid " + std::to_string(u) + " missing");
+        msg_image const& g = it->second.img;
+        if (!g.same_immutable(m.img) || g.modseq != m.img.modseq || g.sysflags != m.img.sysflags || it->second.kws != m.kws)
+            return mismatch("uid " + std::to_string(u) + " differs");
+    }
+    if (!std::equal(got.tombs.begin(), got.tombs.end(), tombs.begin(), tombs.end())) return mismatch("tombstones");
+    return {};
+}
+
+/// \brief One line of the advisory sidecar `compact.times`: a compaction at Unix time
+/// `time` had seen every change up to `modseq`.
+struct compact_mark {
+    std::uint64_t modseq = 0;
+    std::int64_t time = 0;
+};
+
+/// \brief Reads `compact.times` ("<modseq> <unix seconds>" per line). Advisory: a missing,
+/// unreadable or malformed file (or line) only means less is known to be old. Reads at
+/// most 64 KiB.
+[[nodiscard]] inline std::vector<compact_mark> read_compact_times(std::string const& path) {
+    std::vector<compact_mark> out;
+    auto fd = unique_fd::open(path, O_RDONLY | O_NOFOLLOW);
+    if (!fd) return out;
+    std::array<std::byte, 65536> buf{};
+    std::size_t n = 0;
+    while (n < buf.size()) {
+        ssize_t const k = ::pread(fd->get(), buf.data() + n, buf.size() - n, static_cast<off_t>(n));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        n += static_cast<std::size_t>(k);
+    }
+    std::string_view text(reinterpret_cast<char const*>(buf.data()), n);
+    auto number = [](std::string_view d, std::uint64_t limit, std::uint64_t& v) {
+        if (d.empty() || d.size() > 19 || d.find_first_not_of("0123456789") != std::string_view::npos) return false;
+        v = 0;
+        for (char ch : d) v = v * 10 + static_cast<std::uint64_t>(ch - '0');
+        return v <= limit;
+    };
+    while (!text.empty()) {
+        auto const nl = text.find('\n');
+        if (nl == std::string_view::npos) break; // an unterminated last line is ignored
+        std::string_view line = text.substr(0, nl);
+        text.remove_prefix(nl + 1);
+        auto const sp = line.find(' ');
+        if (sp == std::string_view::npos) continue;
+        std::uint64_t m = 0, t = 0;
+        if (!number(line.substr(0, sp), max_modseq, m) || !number(line.substr(sp + 1), std::uint64_t{max_date}, t)) continue;
+        out.push_back({m, static_cast<std::int64_t>(t)});
+    }
+    return out;
+}
+
+/// \brief The largest modseq that a compaction at or before `cutoff` (Unix seconds) had
+/// seen (0: none).
+[[nodiscard]] inline std::uint64_t old_modseq_cutoff(std::vector<compact_mark> const& marks, std::int64_t cutoff) noexcept {
+    std::uint64_t m = 0;
+    for (auto const& k : marks)
+        if (k.time <= cutoff) m = std::max(m, k.modseq);
+    return m;
+}
+
+/// \brief The marks to keep after adding a compaction at `now`: every mark younger than
+/// `cutoff`, the newest older one (the only one `old_modseq_cutoff` can still need), at
+/// most 64 lines (dropping the oldest young ones; less known, never wrong).
+[[nodiscard]] inline std::string next_compact_times(std::vector<compact_mark> marks, compact_mark now, std::int64_t cutoff) {
+    marks.push_back(now);
+    std::uint64_t const old = old_modseq_cutoff(marks, cutoff);
+    std::vector<compact_mark> keep;
+    bool old_kept = false;
+    for (auto const& k : marks) {
+        if (k.time > cutoff) {
+            keep.push_back(k);
+        } else if (k.modseq == old && !old_kept && old != 0) {
+            keep.push_back(k);
+            old_kept = true;
+        }
+    }
+    std::sort(keep.begin(), keep.end(), [](compact_mark const& x, compact_mark const& y) { return x.time < y.time; });
+    if (keep.size() > 64) keep.erase(keep.begin() + (old_kept ? 1 : 0), keep.end() - (old_kept ? 63 : 64));
+    std::string out;
+    for (auto const& k : keep) out.append(std::to_string(k.modseq)).append(" ").append(std::to_string(k.time)).append("\n");
+    return out;
+}
+
+/// \brief How many of the oldest tombstones `tombs` (ascending by modseq) retention prunes:
+/// never one of the newest `keep_count`, only those at or below `old_cutoff`.
+[[nodiscard]] inline std::size_t tombs_to_prune(std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs,
+                                                std::uint32_t keep_count, std::uint64_t old_cutoff) noexcept {
+    if (tombs.size() <= keep_count) return 0;
+    std::size_t const by_count = tombs.size() - keep_count;
+    auto const by_age = static_cast<std::size_t>(
+        std::upper_bound(tombs.begin(), tombs.end(), old_cutoff, [](std::uint64_t x, auto const& e) { return x < e.first; }) -
+        tombs.begin());
+    return std::min(by_count, by_age);
 }
 
 [[nodiscard]] inline std::uint64_t now_ns() noexcept {
@@ -613,6 +749,7 @@ public:
             }
             ::rmdir(d.c_str());
         }
+        ::unlink((dir + "/compact.times").c_str());
         ::unlink((dir + "/writer.lock").c_str());
         ::unlink((dir + "/publish.lock").c_str());
         if (::rmdir(dir.c_str()) != 0) return sys_error(errno, "cannot remove", dir);
@@ -1011,9 +1148,24 @@ private:
                 c.wlock_held = false;
             }
         } guard{c};
-        auto bytes = build_index_file(c.st, c.st.hdr, c.st.hdr.generation + 1, random_u64());
+        // Tombstone retention (§8.4 step 1).
+        auto const marks = read_compact_times(c.dir + "/compact.times");
+        std::int64_t const now = ::time(nullptr);
+        std::int64_t const cutoff = now - static_cast<std::int64_t>(opt_.tomb_keep_age.count());
+        std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs(c.st.tombs);
+        std::size_t const pruned = tombs_to_prune(tombs, opt_.tomb_keep_count, old_modseq_cutoff(marks, cutoff));
+        slot_fields h = c.st.hdr;
+        if (pruned > 0) h.vanished_floor = std::max(h.vanished_floor, tombs[pruned - 1].first);
+        tombs = tombs.subspan(pruned);
+        auto bytes = build_index_file(c.st, h, c.st.hdr.generation + 1, random_u64(), tombs);
+        if (auto r = check_built_file(bytes, c.st, tombs, c.dir + "/tmp/index.new"); !r) return ctx(std::move(r).error_value());
         if (auto r = atomic_replace(c.dir, index_path(), c.dir + "/tmp/index.new", bytes); !r)
             return ctx(std::move(r).error_value());
+        {   // Advisory: a failure only means fewer tombstones known to be old later.
+            std::string const times = next_compact_times(marks, {c.st.hdr.highestmodseq, now}, cutoff);
+            (void)atomic_replace(c.dir, c.dir + "/compact.times", c.dir + "/tmp/compact.times.new",
+                                 std::as_bytes(std::span(times.data(), times.size())));
+        }
         // Advisory RETIRED mark in the old file's inactive slot (no fsync needed).
         slot_fields old = c.st.hdr;
         old.generation += 1;
@@ -1262,8 +1414,10 @@ private:
         } else if (c.st.hdr.uidnext < old.hdr.uidnext) {
             what = "uidnext went down";
         } else {
+            // A tombstone pruned by retention (or dropped by repair) is at or below the
+            // new floor, and so is the last image of its message we knew.
             for (auto const& [u, m] : old.live)
-                if (c.st.live.count(u) == 0 && c.st.tomb_uids.count(u) == 0) {
+                if (c.st.live.count(u) == 0 && c.st.tomb_uids.count(u) == 0 && m.img.modseq > c.st.hdr.vanished_floor) {
                     what = "uid " + std::to_string(u) + " vanished without a tombstone";
                     break;
                 }
