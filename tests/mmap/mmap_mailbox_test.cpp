@@ -1274,3 +1274,188 @@ TEST_CASE("mmap_mailbox retention: the defaults and the count keep tombstones") 
         CHECK(top->expunged->empty());
     }
 }
+
+// ---------------------------------------------------------------- repair (§10)
+namespace {
+// A mailbox whose base holds 1, 3, 4 live and 2 expunged, and whose tail holds (in
+// order): an update of 1, the appends of 5 and 6, a keyword update of 3. Returns the
+// highestmodseq.
+std::uint64_t make_repair_box(std::string const& dir) {
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    mmap_mailbox m(dir, own_options("M"));
+    REQUIRE(m.append("one", mail_time{10}, system_flag::seen, kws({"K1"})).has_value());
+    REQUIRE(m.append("two", mail_time{20}).has_value());
+    REQUIRE(m.append("three", mail_time{30}).has_value());
+    REQUIRE(m.append("four", mail_time{40}).has_value());
+    REQUIRE(m.expunge(uid_set{{2, 2}}).has_value());
+    REQUIRE(m.compact().has_value());
+    REQUIRE(m.update_flags(uid_set{{1, 1}}, modify_op::add, system_flag::flagged).has_value());
+    REQUIRE(m.append("five", mail_time{50}).has_value());
+    REQUIRE(m.append("six", mail_time{60}).has_value());
+    REQUIRE(m.update_keywords(uid_set{{3, 3}}, modify_op::add, kws({"K2"})).has_value());
+    CHECK(m.tail_count() == 5); // 1 update, 2 appends, 1 KWDEF, 1 update
+    return value(m.status()->highest_modseq);
+}
+
+std::vector<std::uint32_t> live_uids(mmap_mailbox& m) {
+    std::vector<std::uint32_t> out;
+    auto s = m.search(search_program::all());
+    REQUIRE(s.has_value());
+    for (auto const& r : *s)
+        for (std::uint64_t u = r.first; u <= r.last; ++u) out.push_back(static_cast<std::uint32_t>(u));
+    return out;
+}
+} // namespace
+
+TEST_CASE("mmap_mailbox repair: a valid mailbox is left alone; no index is not_found") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    std::uint64_t const hms = make_repair_box(dir);
+    auto const before = read_file(dir + "/index");
+    auto r = mmap_mailbox::repair(dir);
+    REQUIRE(r.has_value());
+    CHECK(r->done == mmap_repair_report::action::none);
+    CHECK(r->problems.empty());
+    CHECK(r->old_highestmodseq == hms);
+    CHECK(read_file(dir + "/index") == before);
+    CHECK(mmap_mailbox::repair(t.path + "/nothing").error_value().is(errc::not_found));
+    std::filesystem::create_directory(t.path + "/empty");
+    CHECK(mmap_mailbox::repair(t.path + "/empty").error_value().is(errc::not_found));
+}
+
+TEST_CASE("mmap_mailbox repair: a bad tail entry keeps the base and the prefix, reconciles msg/, bumps modseqs") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    std::uint64_t const hms = make_repair_box(dir);
+    // A reader that saw every commit (5 and 6 live).
+    mmap_mailbox reader(dir, own_options("R"));
+    REQUIRE(reader.open().has_value());
+    REQUIRE(reader.status()->exists == 5);
+
+    slot_fields const h = newest_slot(dir + "/index");
+    REQUIRE(h.tail_count == 5);
+    auto f = read_file(dir + "/index");
+    f[h.tail_off + entry_size * 1 + 5] ^= std::byte{0x02}; // the append of 5: bad CRC
+    write_file(dir + "/index", f);
+    std::filesystem::remove(dir + "/msg/4");                          // live, no file
+    std::ofstream(dir + "/msg/2", std::ios::binary) << "stale two";   // a tombstone's file
+    std::ofstream(dir + "/msg/20", std::ios::binary) << "twenty";     // at or above uidnext
+    std::ofstream(dir + "/msg/x7", std::ios::binary) << "not ours";   // not a UID
+
+    // Repair is never implicit: a normal open still reports the corruption.
+    {
+        mmap_mailbox m(dir, own_options("N"));
+        auto o = m.open();
+        REQUIRE_FALSE(o.has_value());
+        CHECK(o.error_value().is(errc::corrupted));
+        auto o2 = m.status();
+        REQUIRE_FALSE(o2.has_value());
+        CHECK(o2.error_value().is(errc::corrupted));
+    }
+
+    auto r = mmap_mailbox::repair(dir);
+    REQUIRE(r.has_value());
+    CHECK(r->done == mmap_repair_report::action::salvaged);
+    CHECK_FALSE(r->problems.empty());
+    CHECK(r->base_live_kept == 3);
+    CHECK(r->tail_entries_kept == 1);
+    CHECK(r->tail_entries_dropped == 4);
+    CHECK(r->lost == std::vector<std::uint32_t>{4});
+    CHECK(r->readded == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{5, 21}, {6, 22}});
+    CHECK(r->recovered == std::vector<std::uint32_t>{20});
+    CHECK(r->removed == std::vector<std::uint32_t>{2});
+    CHECK(r->old_uidvalidity == 9);
+    CHECK(r->new_uidvalidity == 9);
+    CHECK(r->old_highestmodseq == hms);
+    CHECK(r->new_highestmodseq > hms);
+    CHECK_FALSE(std::filesystem::exists(dir + "/msg/2"));
+    CHECK_FALSE(std::filesystem::exists(dir + "/msg/5"));
+    CHECK(std::filesystem::exists(dir + "/msg/x7"));
+
+    mmap_mailbox m(dir, own_options("A"));
+    REQUIRE(m.open().has_value());
+    auto st = m.status();
+    REQUIRE(st.has_value());
+    CHECK(value(st->validity) == 9);
+    CHECK(value(st->uid_next) == 23);
+    CHECK(value(st->highest_modseq) == r->new_highestmodseq);
+    CHECK(live_uids(m) == std::vector<std::uint32_t>{1, 3, 20, 21, 22});
+    CHECK(*m.read_message(uid{21}) == "five");
+    CHECK(*m.read_message(uid{22}) == "six");
+    CHECK(*m.read_message(uid{20}) == "twenty");
+    auto recs = m.fetch(uid_set{{1, 3}}, fetch_fields::all);
+    REQUIRE(recs.has_value());
+    REQUIRE(recs->size() == 2);
+    CHECK((*recs)[0].flags == (system_flag::seen | system_flag::flagged)); // the kept prefix
+    CHECK((*recs)[0].keywords == kws({"K1"}));
+    CHECK((*recs)[1].keywords.empty()); // the K2 update was after the bad entry
+    // Every live modseq is above the old highestmodseq; below it the floor is exceeded.
+    auto c = m.changes_since(modseq{hms});
+    REQUIRE(c.has_value());
+    CHECK(c->changed == uid_set{{1, 1}, {3, 3}, {20, 22}});
+    REQUIRE(c->expunged.has_value());
+    CHECK(*c->expunged == uid_set{{4, 6}});
+    auto below = m.changes_since(modseq{hms - 1});
+    REQUIRE(below.has_value());
+    CHECK_FALSE(below->expunged.has_value());
+    // The repaired mailbox takes commits.
+    auto u = m.append("seven", mail_time{70});
+    REQUIRE(u.has_value());
+    CHECK(value(*u) == 23);
+    // The old reader moves on to the new file without an "inconsistent" report.
+    auto rs = reader.status();
+    REQUIRE(rs.has_value());
+    CHECK(rs->exists == 6);
+    // Repairing again finds nothing to do.
+    auto again = mmap_mailbox::repair(dir);
+    REQUIRE(again.has_value());
+    CHECK(again->done == mmap_repair_report::action::none);
+}
+
+TEST_CASE("mmap_mailbox repair: both slots gone or a bad base rebuild from msg/ under a new UIDVALIDITY") {
+    for (int variant = 0; variant < 3; ++variant) {
+        CAPTURE(variant);
+        temp_dir t;
+        std::string const dir = t.path + "/box";
+        std::uint64_t const hms = make_repair_box(dir);
+        auto f = read_file(dir + "/index");
+        if (variant == 0) {
+            for (std::size_t i = 0; i < slot_size; ++i) f[i] = f[slot_b_off + i] = std::byte{0};
+        } else if (variant == 1) {
+            f[base_off + 20] ^= std::byte{0x10}; // a LIVE entry: base_crc fails
+        } else {
+            f.resize(100); // truncated
+        }
+        write_file(dir + "/index", f);
+        {
+            mmap_mailbox m(dir, own_options("N"));
+            auto o = m.open();
+            REQUIRE_FALSE(o.has_value());
+            CHECK(o.error_value().is(errc::corrupted));
+        }
+        auto r = mmap_mailbox::repair(dir);
+        REQUIRE(r.has_value());
+        CHECK(r->done == mmap_repair_report::action::rebuilt);
+        CHECK_FALSE(r->problems.empty());
+        CHECK(r->recovered == std::vector<std::uint32_t>{1, 3, 4, 5, 6});
+        CHECK(r->new_uidvalidity != 9);
+        CHECK(r->new_uidvalidity > 9);
+        if (variant == 1) {
+            CHECK(r->old_uidvalidity == 9);
+            CHECK(r->old_highestmodseq == hms);
+            CHECK(r->new_highestmodseq > hms);
+        } else {
+            CHECK(r->old_uidvalidity == 0);
+        }
+        mmap_mailbox m(dir, own_options("A"));
+        auto v = snapshot(m);
+        REQUIRE(v.has_value());
+        CHECK(value(v->st.validity) == r->new_uidvalidity);
+        CHECK(v->st.exists == 5);
+        CHECK(value(v->st.uid_next) >= 7);
+        CHECK(live_uids(m) == std::vector<std::uint32_t>{1, 3, 4, 5, 6});
+        CHECK(*m.read_message(uid{3}) == "three");
+        for (auto const& rec : v->recs) CHECK(rec.flags == flag_set{}); // flags are not recovered
+        REQUIRE(m.append("seven", mail_time{70}).has_value());
+    }
+}

@@ -111,6 +111,29 @@ struct mmap_reader_stats {
     std::uint64_t compactions = 0;            ///< compactions done through this state (explicit or automatic)
 };
 
+/// \brief What `mmap_mailbox::repair` found and did (§10).
+struct mmap_repair_report {
+    enum class action {
+        none,     ///< the index validated: nothing was written
+        salvaged, ///< case 2: the valid base and the valid tail prefix kept, msg/ reconciled
+        rebuilt,  ///< case 3: no valid slot or no valid base: rebuilt from msg/ (new UIDVALIDITY)
+    };
+    action done = action::none;
+    std::vector<std::string> problems;           ///< the validation errors that made repair necessary
+    std::uint32_t base_live_kept = 0;            ///< LIVE records of the valid base kept
+    std::uint32_t tail_entries_kept = 0;         ///< committed tail entries before the first bad one
+    std::uint32_t tail_entries_dropped = 0;      ///< committed tail entries from the first bad one on
+    std::vector<std::uint32_t> lost;             ///< live UIDs without a msg/ file: now tombstones
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> readded; ///< (old, new UID): files below uidnext without a record
+    std::vector<std::uint32_t> recovered;        ///< files at or above uidnext: added with their own UID (case 3: every file)
+    std::vector<std::uint32_t> removed;          ///< files of salvaged tombstones: deleted
+    std::vector<std::string> skipped;            ///< msg/ files that could not be read or are too large (left in place)
+    std::uint32_t old_uidvalidity = 0;           ///< 0: unknown (no valid slot)
+    std::uint32_t new_uidvalidity = 0;
+    std::uint64_t old_highestmodseq = 0;         ///< 0: unknown (no valid slot)
+    std::uint64_t new_highestmodseq = 0;
+};
+
 namespace mmap_detail {
 
 /// \brief A read-only MAP_SHARED mapping of [0, size) of a file (RAII).
@@ -1060,6 +1083,265 @@ public:
     /// code is `errc::corrupted`.
     [[nodiscard]] static bool is_inconsistent(error const& e) noexcept {
         return e.is(errc::corrupted) && e.message.starts_with(mmap_detail::inconsistent_prefix);
+    }
+
+    using repair_report = mmap_repair_report;
+
+    /// \brief Explicit repair of the mailbox directory `dir` (§10); never done by a normal
+    /// open, which keeps reporting `corrupted`. Under the writer lock:
+    /// * the index validates: nothing is written (`action::none`);
+    /// * case 2, a valid slot and base but a bad committed tail entry: the base and the
+    ///   tail prefix before the first bad entry are kept and compared with msg/: a live UID
+    ///   without a file becomes a tombstone, a file below uidnext without a record is
+    ///   renamed to a new UID and added, a file at or above uidnext keeps its UID, the file
+    ///   of a tombstone is deleted. Every live message and new tombstone gets a modseq above
+    ///   the old highestmodseq, `vanished_floor` becomes the old highestmodseq, UIDVALIDITY
+    ///   stays (`action::salvaged`);
+    /// * case 3, no valid slot or an invalid base: every msg/ file is added with its own
+    ///   UID (no flags or keywords), under a new, larger UIDVALIDITY, since modseq reuse
+    ///   cannot be ruled out without a high-water sidecar (`action::rebuilt`).
+    /// Added messages get their size and content id from the file and their INTERNALDATE
+    /// from its mtime. The new index is written like a compaction (new file, fsync, rename,
+    /// directory fsync), and validated in memory before the rename. `not_found` without an
+    /// index file.
+    [[nodiscard]] static result<repair_report> repair(std::string const& dir, mmap_options const& opt = {}) {
+        using namespace mmap_detail;
+        struct stat dst {};
+        if (::stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) return error{errc::not_found, "Mailbox doesn't exist"};
+        if (!opt.allow_remote_fs)
+            if (auto r = check_local_filesystem(dir); !r) return std::move(r).error_value();
+        std::string const index = dir + "/index";
+        auto fd = unique_fd::open(index, O_RDONLY | O_NOFOLLOW);
+        if (!fd) {
+            if (fd.error_value().is(errc::not_found)) return error{errc::not_found, "Mailbox doesn't exist"};
+            return std::move(fd).error_value();
+        }
+        auto wl = unique_fd::open(dir + "/writer.lock", O_RDWR);
+        if (!wl) return std::move(wl).error_value();
+        auto pl = unique_fd::open(dir + "/publish.lock", O_RDWR);
+        if (!pl) return std::move(pl).error_value();
+        if (auto r = lock_file(*wl, LOCK_EX, opt.lock_timeout); !r) return std::move(r).error_value();
+        struct unlock_t {
+            unique_fd const& f;
+            ~unlock_t() { unlock_file(f); }
+        } unlock{*wl};
+        // The index in place (after the writer lock: no commit is half done).
+        auto again = unique_fd::open(index, O_RDONLY | O_NOFOLLOW);
+        if (!again) return std::move(again).error_value();
+        fd = std::move(again);
+
+        repair_report rep;
+        mailbox_state s;
+        std::optional<slot_fields> slot;
+        bool base_ok = false;
+        if (auto h = read_slots(*fd, *pl, opt.lock_timeout); !h) {
+            if (!h.error_value().is(errc::corrupted)) return std::move(h).error_value();
+            rep.problems.push_back(h.error_value().message);
+        } else {
+            slot = *h;
+            rep.old_uidvalidity = h->uidvalidity;
+            rep.old_highestmodseq = h->highestmodseq;
+            std::vector<std::byte> bytes(static_cast<std::size_t>(h->committed_end()));
+            if (auto r = fd->pread_all(bytes, 0); !r) return std::move(r).error_value();
+            s.hdr = *h;
+            if (auto r = load_base(s, bytes.data(), index); !r) {
+                rep.problems.push_back(r.error_value().message);
+            } else {
+                base_ok = true;
+                rep.base_live_kept = static_cast<std::uint32_t>(s.live.size());
+                auto whole = validate_tail(s, *h, bytes.data() + h->tail_off, index);
+                if (whole) {
+                    rep.tail_entries_kept = h->tail_count;
+                    return rep; // valid: nothing to repair
+                }
+                rep.problems.push_back(whole.error_value().message);
+                // The longest valid prefix, one entry at a time, each checked as if it
+                // were the last one committed.
+                for (std::uint32_t i = 0; i < h->tail_count; ++i) {
+                    std::byte const* e = bytes.data() + h->tail_off + entry_size * i;
+                    slot_fields hh = *h;
+                    hh.tail_count = i + 1;
+                    hh.tail_chain_crc = crc32c_update(s.chain, std::span<std::byte const>(e, entry_size));
+                    std::uint8_t const kind = load_le<std::uint8_t>(e + 4);
+                    hh.kw_count = static_cast<std::uint32_t>(s.kw.size()) + (kind == kind_kwdef ? 1U : 0U);
+                    std::size_t live = s.live.size();
+                    if (kind == kind_msg) {
+                        msg_image const m = decode_msg(e);
+                        bool const ex = (m.state & state_expunged) != 0;
+                        if (m.uid >= s.running_next && !ex) ++live;
+                        else if (ex && s.live.count(m.uid) != 0) --live;
+                    }
+                    hh.exists = static_cast<std::uint32_t>(live);
+                    auto b = validate_tail(s, hh, e, index);
+                    if (!b) break;
+                    apply_tail(s, std::move(*b));
+                    ++rep.tail_entries_kept;
+                }
+                rep.tail_entries_dropped = h->tail_count - rep.tail_entries_kept;
+            }
+        }
+
+        // The message files (decimal UIDs 1..2^32-2; anything else is not ours).
+        std::map<std::uint32_t, std::string> files;
+        {
+            std::string const d = dir + "/msg";
+            DIR* dp = ::opendir(d.c_str());
+            if (dp == nullptr) return sys_error(errno, "cannot open", d);
+            while (dirent* de = ::readdir(dp)) {
+                std::string_view const n = de->d_name;
+                if (n.empty() || n.size() > 10 || n.front() == '0' || n.find_first_not_of("0123456789") != std::string_view::npos) continue;
+                std::uint64_t v = 0;
+                for (char ch : n) v = v * 10 + static_cast<std::uint64_t>(ch - '0');
+                if (v >= 1 && v <= 0xFFFFFFFEULL) files.emplace(static_cast<std::uint32_t>(v), d + "/" + std::string(n));
+            }
+            ::closedir(dp);
+        }
+        // A message image from a file (size, content id, mtime); nullopt if unusable.
+        auto from_file = [&](std::uint32_t u, std::string const& path) -> std::optional<msg_image> {
+            auto f = unique_fd::open(path, O_RDONLY | O_NOFOLLOW);
+            if (!f) return std::nullopt;
+            auto st = f->stat();
+            if (!st || !S_ISREG(st->st_mode) || static_cast<std::uint64_t>(st->st_size) > max_message_size) return std::nullopt;
+            std::vector<std::byte> data(static_cast<std::size_t>(st->st_size));
+            if (auto r = f->pread_all(data, 0); !r) return std::nullopt;
+            auto const digest = sha256(data);
+            msg_image img;
+            img.uid = u;
+            img.size = data.size();
+            img.date = std::clamp<std::int64_t>(static_cast<std::int64_t>(st->st_mtime), min_date, max_date);
+            std::copy_n(digest.begin(), 16, img.content_id.begin());
+            return img;
+        };
+
+        mailbox_state ns;
+        slot_fields nh;
+        std::uint64_t next_mod = 0;
+        auto take_mod = [&]() -> result<std::uint64_t> {
+            if (next_mod >= max_modseq) return error{errc::not_possible, "modseq space exhausted"};
+            return ++next_mod;
+        };
+        std::vector<std::string> unlink_after;
+        if (slot && base_ok) {
+            // Case 2.
+            rep.done = repair_report::action::salvaged;
+            nh = s.hdr;
+            nh.uidnext = slot->uidnext;
+            nh.highestmodseq = slot->highestmodseq;
+            std::uint64_t const old_hms = slot->highestmodseq;
+            next_mod = old_hms;
+            ns.kw = s.kw;
+            ns.kw_index = s.kw_index;
+            std::vector<std::uint32_t> lost_uids, readd_old;
+            std::uint32_t next_uid = slot->uidnext;
+            for (auto const& [u, m] : s.live)
+                if (files.count(u) == 0) lost_uids.push_back(u);
+            for (auto const& [u, path] : files) {
+                if (s.live.count(u) != 0) continue;
+                if (u >= slot->uidnext) {
+                    next_uid = std::max(next_uid, u + 1); // u <= 2^32-2
+                } else if (s.tomb_uids.count(u) != 0) {
+                    unlink_after.push_back(path);
+                    rep.removed.push_back(u);
+                } else {
+                    readd_old.push_back(u);
+                }
+            }
+            // Live records, then recovered files, then re-added ones (new UIDs, ascending).
+            std::map<std::uint32_t, live_msg> live;
+            for (auto const& [u, m] : s.live)
+                if (files.count(u) != 0) live.emplace(u, m);
+            for (auto const& [u, path] : files) {
+                if (u < slot->uidnext || s.live.count(u) != 0) continue;
+                auto img = from_file(u, path);
+                if (!img) {
+                    rep.skipped.push_back(path);
+                    continue;
+                }
+                live.emplace(u, live_msg{*img, {}});
+                rep.recovered.push_back(u);
+            }
+            for (std::uint32_t old_uid : readd_old) {
+                std::string const& path = files.find(old_uid)->second;
+                if (next_uid > 0xFFFFFFFEU) return error{errc::not_possible, "UIDs exhausted: cannot re-add " + path};
+                auto img = from_file(next_uid, path);
+                if (!img) {
+                    rep.skipped.push_back(path);
+                    continue;
+                }
+                std::string const to = dir + "/msg/" + std::to_string(next_uid);
+                if (::rename(path.c_str(), to.c_str()) != 0) return sys_error(errno, "cannot rename onto", to);
+                live.emplace(next_uid, live_msg{*img, {}});
+                rep.readded.emplace_back(old_uid, next_uid);
+                ++next_uid;
+            }
+            if (!rep.readded.empty())
+                if (auto r = sync_dir(dir + "/msg"); !r) return std::move(r).error_value();
+            // Bump instead of reuse: every live record and new tombstone above the old
+            // highestmodseq; the old tombstones are all at or below the new floor.
+            for (auto& [u, m] : live) {
+                auto mod = take_mod();
+                if (!mod) return std::move(mod).error_value();
+                m.img.modseq = *mod;
+                if (m.img.created_modseq == 0) m.img.created_modseq = *mod; // an added file
+                ns.by_mod.emplace(*mod, u);
+            }
+            ns.live = std::move(live);
+            std::vector<std::uint32_t> gone = lost_uids;
+            for (auto const& [o, n] : rep.readded) gone.push_back(o);
+            std::sort(gone.begin(), gone.end());
+            for (std::uint32_t u : gone) {
+                auto mod = take_mod();
+                if (!mod) return std::move(mod).error_value();
+                ns.tombs.emplace_back(*mod, u);
+                ns.tomb_uids.insert(u);
+            }
+            rep.lost = std::move(lost_uids);
+            nh.uidnext = next_uid;
+            nh.vanished_floor = old_hms;
+            nh.generation = slot->generation;
+        } else {
+            // Case 3.
+            rep.done = repair_report::action::rebuilt;
+            std::uint32_t next_uid = slot ? slot->uidnext : 1;
+            next_mod = slot ? slot->highestmodseq : 0;
+            for (auto const& [u, path] : files) {
+                auto img = from_file(u, path);
+                if (!img) {
+                    rep.skipped.push_back(path);
+                    continue;
+                }
+                auto mod = take_mod();
+                if (!mod) return std::move(mod).error_value();
+                img->modseq = img->created_modseq = *mod;
+                ns.live.emplace(u, live_msg{*img, {}});
+                ns.by_mod.emplace(*mod, u);
+                rep.recovered.push_back(u);
+                next_uid = std::max(next_uid, u + 1);
+            }
+            std::uint32_t v = static_cast<std::uint32_t>(std::clamp<std::int64_t>(::time(nullptr), 1, 0xFFFFFFFFLL));
+            if (slot && v <= slot->uidvalidity) {
+                if (slot->uidvalidity == 0xFFFFFFFFU) return error{errc::not_possible, "UIDVALIDITY space exhausted"};
+                v = slot->uidvalidity + 1;
+            }
+            nh.uidvalidity = v;
+            nh.uidnext = next_uid;
+            nh.vanished_floor = slot ? slot->highestmodseq : 0;
+            nh.generation = slot ? slot->generation : 0;
+        }
+        nh.highestmodseq = std::max(next_mod, nh.vanished_floor + 1);
+        if (nh.highestmodseq > max_modseq) return error{errc::not_possible, "modseq space exhausted"};
+        nh.flags = 0;
+        nh.state_digest = 0;
+        nh.commit_time_ns = now_ns();
+        rep.new_uidvalidity = nh.uidvalidity;
+        rep.new_highestmodseq = nh.highestmodseq;
+        auto bytes = build_index_file(ns, nh, nh.generation + 1, random_u64());
+        if (auto r = check_built_file(bytes, ns, ns.tombs, dir + "/tmp/index.new"); !r) return std::move(r).error_value();
+        if (auto r = atomic_replace(dir, index, dir + "/tmp/index.new", bytes); !r) return std::move(r).error_value();
+        for (auto const& p : unlink_after) ::unlink(p.c_str());
+        // The compaction marks name modseqs of another epoch after a rebuild.
+        if (rep.done == repair_report::action::rebuilt) ::unlink((dir + "/compact.times").c_str());
+        return rep;
     }
 
 private:
