@@ -1459,3 +1459,65 @@ TEST_CASE("mmap_mailbox repair: both slots gone or a bad base rebuild from msg/ 
         REQUIRE(m.append("seven", mail_time{70}).has_value());
     }
 }
+
+TEST_CASE("mmap_mailbox repair: a damaged older slot is only a warning") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    (void)make_repair_box(dir);
+    slot_fields const h = newest_slot(dir + "/index");
+    auto f = read_file(dir + "/index");
+    std::uint64_t const other = h.generation % 2 == 0 ? slot_b_off : 0;
+    f[other + 40] ^= std::byte{0x01};
+    write_file(dir + "/index", f);
+    auto r = mmap_mailbox::repair(dir);
+    REQUIRE(r.has_value());
+    CHECK(r->done == mmap_repair_report::action::none);
+    REQUIRE(r->problems.size() == 1);
+    CHECK(r->problems[0].starts_with("warning"));
+    CHECK(read_file(dir + "/index") == f);
+}
+
+TEST_CASE("mmap_mailbox repair: waits for the writer lock; a failed write leaves the old index and can be rerun") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    (void)make_repair_box(dir);
+    slot_fields const h = newest_slot(dir + "/index");
+    auto f = read_file(dir + "/index");
+    f[h.tail_off + entry_size * 1 + 5] ^= std::byte{0x02};
+    write_file(dir + "/index", f);
+    {
+        int const fd = ::open((dir + "/writer.lock").c_str(), O_RDWR | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        REQUIRE(::flock(fd, LOCK_EX) == 0);
+        mmap_options o;
+        o.lock_timeout = std::chrono::milliseconds{50};
+        auto r = mmap_mailbox::repair(dir, o);
+        ::close(fd);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error_value().is(errc::temporary));
+    }
+    struct reset_hooks {
+        ~reset_hooks() { io_hooks() = {}; }
+    } reset;
+    io_hooks().fsync = [](std::string_view p) { return p.ends_with("/tmp/index.new") ? EIO : 0; };
+    auto bad = mmap_mailbox::repair(dir);
+    io_hooks() = {};
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error_value().is(errc::io));
+    CHECK(read_file(dir + "/index") == f); // untouched, still corrupt
+    {
+        mmap_mailbox m(dir, own_options("N"));
+        CHECK(m.open().error_value().is(errc::corrupted));
+    }
+    // The files renamed before the failure are at or above uidnext now: they keep the
+    // UIDs they were given.
+    auto r = mmap_mailbox::repair(dir);
+    REQUIRE(r.has_value());
+    CHECK(r->done == mmap_repair_report::action::salvaged);
+    CHECK(r->readded.empty());
+    CHECK(r->recovered == std::vector<std::uint32_t>{7, 8});
+    mmap_mailbox m(dir, own_options("A"));
+    REQUIRE(m.open().has_value());
+    CHECK(live_uids(m) == std::vector<std::uint32_t>{1, 3, 4, 7, 8});
+    CHECK(*m.read_message(uid{7}) == "five");
+}

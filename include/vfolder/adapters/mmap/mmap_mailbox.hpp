@@ -1152,6 +1152,15 @@ public:
                 auto whole = validate_tail(s, *h, bytes.data() + h->tail_off, index);
                 if (whole) {
                     rep.tail_entries_kept = h->tail_count;
+                    // Case 1: a damaged other slot needs no repair (the next commit
+                    // overwrites it); reported as a warning. An all-zero slot is normal.
+                    for (std::uint64_t at : {std::uint64_t{0}, slot_b_off}) {
+                        std::span<std::byte const, slot_size> const raw(bytes.data() + at, slot_size);
+                        if (std::all_of(raw.begin(), raw.end(), [](std::byte x) { return x == std::byte{0}; })) continue;
+                        if (auto c = check_slot(decode_slot(raw), raw, at, bytes.size(), index); !c)
+                            rep.problems.push_back("warning (no repair needed, the next commit overwrites it): " +
+                                                   c.error_value().message);
+                    }
                     return rep; // valid: nothing to repair
                 }
                 rep.problems.push_back(whole.error_value().message);
