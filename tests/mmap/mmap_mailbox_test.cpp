@@ -1259,7 +1259,8 @@ TEST_CASE("mmap_mailbox retention: the defaults and the count keep tombstones") 
     }
     {
         // A garbled sidecar is advisory: nothing is known old, nothing more is pruned.
-        std::ofstream(dir + "/compact.times", std::ios::trunc) << "garbage\n1 x\n99999999999999999999 1\n";
+        // A line above our highestmodseq is not ours and is ignored too.
+        std::ofstream(dir + "/compact.times", std::ios::trunc) << "garbage\n1 x\n99999999999999999999 1\n99999 1\n";
         mmap_mailbox w(dir, retention_options("W", 0, std::chrono::seconds{0}));
         REQUIRE(w.compact().has_value());
         CHECK(newest_slot(dir + "/index").tomb_count == 2);

@@ -1440,7 +1440,9 @@ private:
             }
         } guard{c};
         // Tombstone retention (§8.4 step 1).
-        auto const marks = read_compact_times(c.dir + "/compact.times");
+        auto marks = read_compact_times(c.dir + "/compact.times");
+        // A mark above our highestmodseq cannot be ours (a copied or stale sidecar).
+        std::erase_if(marks, [&](compact_mark const& k) { return k.modseq > c.st.hdr.highestmodseq; });
         std::int64_t const now = ::time(nullptr);
         std::int64_t const cutoff = now - static_cast<std::int64_t>(opt_.tomb_keep_age.count());
         std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs(c.st.tombs);
