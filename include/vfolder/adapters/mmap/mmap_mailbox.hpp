@@ -616,6 +616,58 @@ struct compact_mark {
     return std::min(by_count, by_age);
 }
 
+/// \brief An image read from a damaged index by `readable_entries`.
+struct readable_image {
+    msg_image img;
+    keyword_set kws;
+};
+
+/// \brief Repair case 3 (§10: "any readable entries contribute flags"): from the committed
+/// bytes of an index whose slot `h` is valid but whose base is not, the last image of each
+/// UID among the LIVE and tail entries that pass their own checks (CRC with the file's
+/// seed, the field rules), with the names of the keywords whose KWDEF entry is readable
+/// too. Nothing here is trusted beyond one entry: the caller uses an image only when its
+/// content id and size match the message file. Every offset is bounds-checked against
+/// `bytes`.
+[[nodiscard]] inline std::map<std::uint32_t, readable_image> readable_entries(std::vector<std::byte> const& bytes,
+                                                                              slot_fields const& h) {
+    std::uint32_t const seed = h.seed();
+    std::array<std::optional<std::string>, max_keywords> names{};
+    auto fits = [&](std::uint64_t off) { return off <= bytes.size() && bytes.size() - off >= entry_size; };
+    auto kwdef = [&](std::byte const* e) {
+        std::uint8_t const len = load_le<std::uint8_t>(e + 5);
+        std::uint16_t const idx = load_le<std::uint16_t>(e + 6);
+        if (idx >= max_keywords || len == 0 || len > 76) return;
+        std::string name(reinterpret_cast<char const*>(e + 16), len);
+        if (valid_keyword_name(name)) names[idx] = std::move(name);
+    };
+    std::vector<msg_image> imgs;
+    auto entry = [&](std::uint64_t off) {
+        if (!fits(off)) return;
+        std::byte const* e = bytes.data() + off;
+        if (!entry_crc_ok(e, seed)) return;
+        std::uint8_t const kind = load_le<std::uint8_t>(e + 4);
+        if (kind == kind_kwdef) {
+            kwdef(e);
+        } else if (kind == kind_msg) {
+            msg_image const m = decode_msg(e);
+            if (check_msg_fields(m, max_keywords).first.empty()) imgs.push_back(m);
+        }
+    };
+    for (std::uint64_t i = 0; i < h.base_kw_count; ++i) entry(h.kw_off + entry_size * i);
+    for (std::uint64_t i = 0; i < h.live_count; ++i) entry(h.live_off + entry_size * i);
+    for (std::uint64_t i = 0; i < h.tail_count; ++i) entry(h.tail_off + entry_size * i);
+    std::map<std::uint32_t, readable_image> out;
+    for (auto const& m : imgs) { // file order: a tail image replaces a base one
+        readable_image r{m, {}};
+        for (std::uint32_t i = 0; i < max_keywords; ++i)
+            if (m.has_kw(i) && names[i]) r.kws.insert(*names[i]);
+        r.img.keywords = {};
+        out.insert_or_assign(m.uid, std::move(r));
+    }
+    return out;
+}
+
 [[nodiscard]] inline std::uint64_t now_ns() noexcept {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                           std::chrono::system_clock::now().time_since_epoch())
@@ -1098,8 +1150,11 @@ public:
     ///   the old highestmodseq, `vanished_floor` becomes the old highestmodseq, UIDVALIDITY
     ///   stays (`action::salvaged`);
     /// * case 3, no valid slot or an invalid base: every msg/ file is added with its own
-    ///   UID (no flags or keywords), under a new, larger UIDVALIDITY, since modseq reuse
-    ///   cannot be ruled out without a high-water sidecar (`action::rebuilt`).
+    ///   UID, under a new, larger UIDVALIDITY, since modseq reuse cannot be ruled out
+    ///   without a high-water sidecar (`action::rebuilt`). With a valid slot, the entries
+    ///   that still pass their own checks give the flags, keywords and INTERNALDATE of the
+    ///   files whose octets they describe (content id and size), and a readable expunge
+    ///   drops its file.
     /// Added messages get their size and content id from the file and their INTERNALDATE
     /// from its mtime. The new index is written like a compaction (new file, fsync, rename,
     /// directory fsync), and validated in memory before the rename. `not_found` without an
@@ -1133,6 +1188,7 @@ public:
         repair_report rep;
         mailbox_state s;
         std::optional<slot_fields> slot;
+        std::vector<std::byte> bytes; // the committed range of the slot in force
         bool base_ok = false;
         if (auto h = read_slots(*fd, *pl, opt.lock_timeout); !h) {
             if (!h.error_value().is(errc::corrupted)) return std::move(h).error_value();
@@ -1141,7 +1197,7 @@ public:
             slot = *h;
             rep.old_uidvalidity = h->uidvalidity;
             rep.old_highestmodseq = h->highestmodseq;
-            std::vector<std::byte> bytes(static_cast<std::size_t>(h->committed_end()));
+            bytes.resize(static_cast<std::size_t>(h->committed_end()));
             if (auto r = fd->pread_all(bytes, 0); !r) return std::move(r).error_value();
             s.hdr = *h;
             if (auto r = load_base(s, bytes.data(), index); !r) {
@@ -1313,16 +1369,40 @@ public:
             rep.done = repair_report::action::rebuilt;
             std::uint32_t next_uid = slot ? slot->uidnext : 1;
             next_mod = slot ? slot->highestmodseq : 0;
+            std::map<std::uint32_t, readable_image> readable;
+            if (slot) readable = readable_entries(bytes, *slot);
             for (auto const& [u, path] : files) {
                 auto img = from_file(u, path);
                 if (!img) {
                     rep.skipped.push_back(path);
                     continue;
                 }
+                keyword_set k;
+                // A readable entry for the same octets gives the flags, keywords and
+                // INTERNALDATE; one that expunged them drops the file.
+                if (auto it = readable.find(u); it != readable.end() && it->second.img.content_id == img->content_id &&
+                                                it->second.img.size == img->size) {
+                    msg_image const& e = it->second.img;
+                    if ((e.state & state_expunged) != 0) {
+                        unlink_after.push_back(path);
+                        rep.removed.push_back(u);
+                        continue;
+                    }
+                    img->sysflags = e.sysflags;
+                    img->date = e.date;
+                    img->tz = e.tz;
+                    img->nsec = e.nsec;
+                    k = it->second.kws;
+                    for (auto const& name : k) {
+                        auto [kt, added] = ns.kw_index.emplace(name, static_cast<std::uint32_t>(ns.kw.size()));
+                        if (added) ns.kw.push_back(name);
+                        img->set_kw(kt->second);
+                    }
+                }
                 auto mod = take_mod();
                 if (!mod) return std::move(mod).error_value();
                 img->modseq = img->created_modseq = *mod;
-                ns.live.emplace(u, live_msg{*img, {}});
+                ns.live.emplace(u, live_msg{*img, std::move(k)});
                 ns.by_mod.emplace(*mod, u);
                 rep.recovered.push_back(u);
                 next_uid = std::max(next_uid, u + 1);
@@ -1344,9 +1424,9 @@ public:
         nh.commit_time_ns = now_ns();
         rep.new_uidvalidity = nh.uidvalidity;
         rep.new_highestmodseq = nh.highestmodseq;
-        auto bytes = build_index_file(ns, nh, nh.generation + 1, random_u64());
-        if (auto r = check_built_file(bytes, ns, ns.tombs, dir + "/tmp/index.new"); !r) return std::move(r).error_value();
-        if (auto r = atomic_replace(dir, index, dir + "/tmp/index.new", bytes); !r) return std::move(r).error_value();
+        auto built = build_index_file(ns, nh, nh.generation + 1, random_u64());
+        if (auto r = check_built_file(built, ns, ns.tombs, dir + "/tmp/index.new"); !r) return std::move(r).error_value();
+        if (auto r = atomic_replace(dir, index, dir + "/tmp/index.new", built); !r) return std::move(r).error_value();
         for (auto const& p : unlink_after) ::unlink(p.c_str());
         // The compaction marks name modseqs of another epoch after a rebuild.
         if (rep.done == repair_report::action::rebuilt) ::unlink((dir + "/compact.times").c_str());
