@@ -1581,3 +1581,30 @@ TEST_CASE("mmap_mailbox repair: flipped bytes anywhere: repair never fails on da
     CHECK(rebuilt > 0);
     CHECK(none > 0);
 }
+
+TEST_CASE("mmap_mailbox repair: a rebuild drops the file of a readable expunge, keeps a file that does not match") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    (void)make_repair_box(dir);
+    {
+        mmap_mailbox m(dir, own_options("M"));
+        REQUIRE(m.expunge(uid_set{{5, 6}}).has_value());
+    }
+    // The unlinks after the commit did not happen (for 5), or another message took the
+    // name (6: other octets).
+    std::ofstream(dir + "/msg/5", std::ios::binary) << "five";
+    std::ofstream(dir + "/msg/6", std::ios::binary) << "not six";
+    auto f = read_file(dir + "/index");
+    f[base_off + 20] ^= std::byte{0x10};
+    write_file(dir + "/index", f);
+    auto r = mmap_mailbox::repair(dir);
+    REQUIRE(r.has_value());
+    CHECK(r->done == mmap_repair_report::action::rebuilt);
+    CHECK(r->removed == std::vector<std::uint32_t>{5});
+    CHECK(r->recovered == std::vector<std::uint32_t>{1, 3, 4, 6});
+    CHECK_FALSE(std::filesystem::exists(dir + "/msg/5"));
+    mmap_mailbox m(dir, own_options("A"));
+    REQUIRE(m.open().has_value());
+    CHECK(live_uids(m) == std::vector<std::uint32_t>{1, 3, 4, 6});
+    CHECK(*m.read_message(uid{6}) == "not six");
+}

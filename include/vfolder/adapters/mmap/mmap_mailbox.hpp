@@ -126,7 +126,7 @@ struct mmap_repair_report {
     std::vector<std::uint32_t> lost;             ///< live UIDs without a msg/ file: now tombstones
     std::vector<std::pair<std::uint32_t, std::uint32_t>> readded; ///< (old, new UID): files below uidnext without a record
     std::vector<std::uint32_t> recovered;        ///< files at or above uidnext: added with their own UID (case 3: every file)
-    std::vector<std::uint32_t> removed;          ///< files of salvaged tombstones: deleted
+    std::vector<std::uint32_t> removed;          ///< files of tombstones (case 2) or of readable expunges (case 3): deleted
     std::vector<std::string> skipped;            ///< msg/ files that could not be read or are too large (left in place)
     std::uint32_t old_uidvalidity = 0;           ///< 0: unknown (no valid slot)
     std::uint32_t new_uidvalidity = 0;
