@@ -1608,3 +1608,36 @@ TEST_CASE("mmap_mailbox repair: a rebuild drops the file of a readable expunge, 
     CHECK(live_uids(m) == std::vector<std::uint32_t>{1, 3, 4, 6});
     CHECK(*m.read_message(uid{6}) == "not six");
 }
+
+TEST_CASE("mmap_mailbox retention: prunable tombstones make compaction at close worthwhile") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{3}).has_value());
+    mmap_options o = retention_options("W", 1, std::chrono::seconds{0});
+    o.compact_min_tail = 100; // the tail alone is not worth it
+    o.auto_compact = true;
+    {
+        mmap_mailbox w(dir, o);
+        for (int i = 1; i <= 8; ++i) REQUIRE(w.append("m", mail_time{i}).has_value());
+        for (std::uint32_t u = 1; u <= 6; ++u) REQUIRE(w.expunge(uid_set{{u, u}}).has_value());
+        CHECK_FALSE(w.compaction_worthwhile()); // no compaction on record: none known old
+        REQUIRE(w.compact().has_value());
+        CHECK_FALSE(w.compaction_worthwhile()); // 5 prunable, not above max(100, 2/8)
+    }
+    CHECK(newest_slot(dir + "/index").tomb_count == 6); // the close did not compact
+    o.compact_min_tail = 4;
+    {
+        mmap_mailbox w(dir, o);
+        REQUIRE(w.open().has_value());
+        CHECK(w.compaction_worthwhile()); // 5 prunable > max(4, 2/8)
+        mmap_options defaults = own_options("D");
+        defaults.compact_min_tail = 4;
+        mmap_mailbox d(dir, defaults);
+        REQUIRE(d.open().has_value());
+        CHECK_FALSE(d.compaction_worthwhile()); // 90 days: nothing is that old
+    }
+    // The last close (of w; d had its own state) compacted and pruned.
+    slot_fields const h = newest_slot(dir + "/index");
+    CHECK(h.tomb_count == 1);
+    CHECK(h.vanished_floor > 0);
+}

@@ -1099,7 +1099,8 @@ public:
     }
 
     /// \brief Whether compaction is worthwhile now (§8.4: tail_count > max(
-    /// `compact_min_tail`, live/8), or a tail above 8 MiB), as of the last refresh.
+    /// `compact_min_tail`, live/8), or a tail above 8 MiB, or more than that many
+    /// tombstones prunable by retention), as of the last refresh.
     [[nodiscard]] bool compaction_worthwhile() const {
         if (!core_) return false;
         std::lock_guard<std::mutex> lk(core_->mu);
@@ -1504,7 +1505,26 @@ private:
         if (!core_->loaded) return false;
         std::uint64_t const t = st.hdr.tail_count;
         return t > std::max<std::uint64_t>(opt_.compact_min_tail, st.live.size() / 8) ||
-               t * mmap_detail::entry_size > (std::uint64_t{8} << 20);
+               t * mmap_detail::entry_size > (std::uint64_t{8} << 20) || prunable_worthwhile_locked();
+    }
+
+    // Tombstones beyond retention (§8.4 trigger), with the same hysteresis as the tail:
+    // more than max(compact_min_tail, live/8) of them prunable now. Reads compact.times
+    // (at most 64 lines) only when there are more tombstones than the count kept.
+    bool prunable_worthwhile_locked() const noexcept {
+        using namespace mmap_detail;
+        auto const& st = core_->st;
+        if (st.tombs.size() <= opt_.tomb_keep_count) return false;
+        try {
+            auto marks = read_compact_times(core_->dir + "/compact.times");
+            std::erase_if(marks, [&](compact_mark const& k) { return k.modseq > st.hdr.highestmodseq; });
+            std::int64_t const cutoff = ::time(nullptr) - static_cast<std::int64_t>(opt_.tomb_keep_age.count());
+            std::size_t const n = tombs_to_prune(std::span<std::pair<std::uint64_t, std::uint32_t> const>(st.tombs),
+                                                 opt_.tomb_keep_count, old_modseq_cutoff(marks, cutoff));
+            return n > std::max<std::uint64_t>(opt_.compact_min_tail, st.live.size() / 8);
+        } catch (...) {
+            return false;
+        }
     }
 
     // Compaction under the core mutex; `timeout` for the writer lock (0: only if free now).
