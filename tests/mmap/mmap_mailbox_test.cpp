@@ -1155,3 +1155,480 @@ TEST_CASE("mmap_mailbox refresh: every flipped byte of a new commit gives the in
     mmap_mailbox full(dir, own_options("F"));
     CHECK(*snapshot(full) == *ri);
 }
+
+// ---------------------------------------------------------------- tombstone retention (§8.4)
+namespace {
+mmap_options retention_options(std::string name, std::uint32_t keep_count, std::chrono::seconds keep_age) {
+    mmap_options o = own_options(std::move(name));
+    o.tomb_keep_count = keep_count;
+    o.tomb_keep_age = keep_age;
+    return o;
+}
+} // namespace
+
+TEST_CASE("mmap_mailbox retention: compaction prunes old tombstones beyond the count, raises the floor") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{3}).has_value());
+    mmap_mailbox w(dir, retention_options("W", 2, std::chrono::seconds{0}));
+    for (int i = 1; i <= 10; ++i) REQUIRE(w.append("m" + std::to_string(i), mail_time{i}).has_value());
+    // A reader that last saw UIDs 1..10 live (and will not refresh until the end).
+    mmap_mailbox r(dir, own_options("R"));
+    REQUIRE(r.open().has_value());
+    std::uint64_t floor_expected = 0;
+    for (std::uint32_t u = 1; u <= 5; ++u) {
+        REQUIRE(w.expunge(uid_set{{u, u}}).has_value());
+        if (u == 5) floor_expected = value(w.status()->highest_modseq);
+    }
+    // First compaction: no earlier compaction is known, so no tombstone is known to be old.
+    REQUIRE(w.compact().has_value());
+    CHECK(newest_slot(dir + "/index").tomb_count == 5);
+    CHECK(newest_slot(dir + "/index").vanished_floor == 0);
+    REQUIRE(w.expunge(uid_set{{6, 6}}).has_value());
+    std::uint64_t const after6 = value(w.status()->highest_modseq);
+    REQUIRE(w.expunge(uid_set{{7, 7}}).has_value());
+    // Second compaction: the five tombstones the first one had are old (age 0), and only
+    // the newest 2 must be kept.
+    REQUIRE(w.compact().has_value());
+    slot_fields const h = newest_slot(dir + "/index");
+    CHECK(h.tomb_count == 2);
+    CHECK(h.vanished_floor == floor_expected);
+    for (auto* m : {&w, &r}) {
+        auto below = m->changes_since(modseq{floor_expected - 1});
+        REQUIRE(below.has_value());
+        CHECK_FALSE(below->expunged.has_value()); // floor exceeded: unknown, fall back
+        auto at = m->changes_since(modseq{floor_expected});
+        REQUIRE(at.has_value());
+        REQUIRE(at->expunged.has_value());
+        CHECK(*at->expunged == uid_set{{6, 7}});
+        auto later = m->changes_since(modseq{after6});
+        REQUIRE(later.has_value());
+        REQUIRE(later->expunged.has_value());
+        CHECK(*later->expunged == uid_set{{7, 7}});
+        auto st = m->status();
+        REQUIRE(st.has_value());
+        CHECK(st->exists == 3);
+    }
+    // The reader's replacement check accepted UIDs 1..5 gone without a tombstone: they are
+    // at or below the new floor. A fresh open validates the pruned file.
+    mmap_mailbox fresh(dir, own_options("F"));
+    auto v = snapshot(fresh);
+    REQUIRE(v.has_value());
+    CHECK(v->st.exists == 3);
+    // The sidecar names the compactions' high-water marks.
+    CHECK(std::filesystem::exists(dir + "/compact.times"));
+    // remove() takes the sidecar with it.
+    w.close();
+    r.close();
+    fresh.close();
+    REQUIRE(mmap_mailbox::remove(dir).has_value());
+    CHECK_FALSE(std::filesystem::exists(dir));
+}
+
+TEST_CASE("mmap_mailbox retention: the defaults and the count keep tombstones") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{3}).has_value());
+    {
+        mmap_mailbox w(dir, own_options("W")); // defaults: 100000 and 90 days
+        for (int i = 1; i <= 4; ++i) REQUIRE(w.append("m", mail_time{i}).has_value());
+        REQUIRE(w.expunge(uid_set{{1, 3}}).has_value());
+        for (int i = 0; i < 3; ++i) REQUIRE(w.compact().has_value());
+        CHECK(newest_slot(dir + "/index").tomb_count == 3);
+        CHECK(newest_slot(dir + "/index").vanished_floor == 0);
+        auto c = w.changes_since(modseq{0});
+        REQUIRE(c.has_value());
+        REQUIRE(c->expunged.has_value());
+        CHECK(*c->expunged == uid_set{{1, 3}});
+    }
+    {
+        // Old enough (age 0, after a compaction) but within the newest 2: one pruned.
+        mmap_mailbox w(dir, retention_options("W", 2, std::chrono::seconds{0}));
+        REQUIRE(w.compact().has_value());
+        CHECK(newest_slot(dir + "/index").tomb_count == 2);
+        CHECK(newest_slot(dir + "/index").vanished_floor > 0);
+    }
+    {
+        // A garbled sidecar is advisory: nothing is known old, nothing more is pruned.
+        // A line above our highestmodseq is not ours and is ignored too.
+        std::ofstream(dir + "/compact.times", std::ios::trunc) << "garbage\n1 x\n99999999999999999999 1\n99999 1\n";
+        mmap_mailbox w(dir, retention_options("W", 0, std::chrono::seconds{0}));
+        REQUIRE(w.compact().has_value());
+        CHECK(newest_slot(dir + "/index").tomb_count == 2);
+        REQUIRE(w.compact().has_value()); // now the previous compaction is on record
+        CHECK(newest_slot(dir + "/index").tomb_count == 0);
+        auto c = w.changes_since(modseq{0});
+        REQUIRE(c.has_value());
+        CHECK_FALSE(c->expunged.has_value());
+        auto top = w.changes_since(w.status()->highest_modseq);
+        REQUIRE(top.has_value());
+        REQUIRE(top->expunged.has_value());
+        CHECK(top->expunged->empty());
+    }
+}
+
+// ---------------------------------------------------------------- repair (§10)
+namespace {
+// A mailbox whose base holds 1, 3, 4 live and 2 expunged, and whose tail holds (in
+// order): an update of 1, the appends of 5 and 6, a keyword update of 3. Returns the
+// highestmodseq.
+std::uint64_t make_repair_box(std::string const& dir) {
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    mmap_mailbox m(dir, own_options("M"));
+    REQUIRE(m.append("one", mail_time{10}, system_flag::seen, kws({"K1"})).has_value());
+    REQUIRE(m.append("two", mail_time{20}).has_value());
+    REQUIRE(m.append("three", mail_time{30}).has_value());
+    REQUIRE(m.append("four", mail_time{40}).has_value());
+    REQUIRE(m.expunge(uid_set{{2, 2}}).has_value());
+    REQUIRE(m.compact().has_value());
+    REQUIRE(m.update_flags(uid_set{{1, 1}}, modify_op::add, system_flag::flagged).has_value());
+    REQUIRE(m.append("five", mail_time{50}).has_value());
+    REQUIRE(m.append("six", mail_time{60}).has_value());
+    REQUIRE(m.update_keywords(uid_set{{3, 3}}, modify_op::add, kws({"K2"})).has_value());
+    CHECK(m.tail_count() == 5); // 1 update, 2 appends, 1 KWDEF, 1 update
+    return value(m.status()->highest_modseq);
+}
+
+std::vector<std::uint32_t> live_uids(mmap_mailbox& m) {
+    std::vector<std::uint32_t> out;
+    auto s = m.search(search_program::all());
+    REQUIRE(s.has_value());
+    for (auto const& r : *s)
+        for (std::uint64_t u = r.first; u <= r.last; ++u) out.push_back(static_cast<std::uint32_t>(u));
+    return out;
+}
+} // namespace
+
+TEST_CASE("mmap_mailbox repair: a valid mailbox is left alone; no index is not_found") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    std::uint64_t const hms = make_repair_box(dir);
+    auto const before = read_file(dir + "/index");
+    auto r = mmap_mailbox::repair(dir);
+    REQUIRE(r.has_value());
+    CHECK(r->done == mmap_repair_report::action::none);
+    CHECK(r->problems.empty());
+    CHECK(r->old_highestmodseq == hms);
+    CHECK(read_file(dir + "/index") == before);
+    CHECK(mmap_mailbox::repair(t.path + "/nothing").error_value().is(errc::not_found));
+    std::filesystem::create_directory(t.path + "/empty");
+    CHECK(mmap_mailbox::repair(t.path + "/empty").error_value().is(errc::not_found));
+}
+
+TEST_CASE("mmap_mailbox repair: a bad tail entry keeps the base and the prefix, reconciles msg/, bumps modseqs") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    std::uint64_t const hms = make_repair_box(dir);
+    // A reader that saw every commit (5 and 6 live).
+    mmap_mailbox reader(dir, own_options("R"));
+    REQUIRE(reader.open().has_value());
+    REQUIRE(reader.status()->exists == 5);
+
+    slot_fields const h = newest_slot(dir + "/index");
+    REQUIRE(h.tail_count == 5);
+    auto f = read_file(dir + "/index");
+    f[h.tail_off + entry_size * 1 + 5] ^= std::byte{0x02}; // the append of 5: bad CRC
+    write_file(dir + "/index", f);
+    std::filesystem::remove(dir + "/msg/4");                          // live, no file
+    std::ofstream(dir + "/msg/2", std::ios::binary) << "stale two";   // a tombstone's file
+    std::ofstream(dir + "/msg/20", std::ios::binary) << "twenty";     // at or above uidnext
+    std::ofstream(dir + "/msg/x7", std::ios::binary) << "not ours";   // not a UID
+
+    // Repair is never implicit: a normal open still reports the corruption.
+    {
+        mmap_mailbox m(dir, own_options("N"));
+        auto o = m.open();
+        REQUIRE_FALSE(o.has_value());
+        CHECK(o.error_value().is(errc::corrupted));
+        auto o2 = m.status();
+        REQUIRE_FALSE(o2.has_value());
+        CHECK(o2.error_value().is(errc::corrupted));
+    }
+
+    auto r = mmap_mailbox::repair(dir);
+    REQUIRE(r.has_value());
+    CHECK(r->done == mmap_repair_report::action::salvaged);
+    CHECK_FALSE(r->problems.empty());
+    CHECK(r->base_live_kept == 3);
+    CHECK(r->tail_entries_kept == 1);
+    CHECK(r->tail_entries_dropped == 4);
+    CHECK(r->lost == std::vector<std::uint32_t>{4});
+    CHECK(r->readded == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{5, 21}, {6, 22}});
+    CHECK(r->recovered == std::vector<std::uint32_t>{20});
+    CHECK(r->removed == std::vector<std::uint32_t>{2});
+    CHECK(r->old_uidvalidity == 9);
+    CHECK(r->new_uidvalidity == 9);
+    CHECK(r->old_highestmodseq == hms);
+    CHECK(r->new_highestmodseq > hms);
+    CHECK_FALSE(std::filesystem::exists(dir + "/msg/2"));
+    CHECK_FALSE(std::filesystem::exists(dir + "/msg/5"));
+    CHECK(std::filesystem::exists(dir + "/msg/x7"));
+
+    mmap_mailbox m(dir, own_options("A"));
+    REQUIRE(m.open().has_value());
+    auto st = m.status();
+    REQUIRE(st.has_value());
+    CHECK(value(st->validity) == 9);
+    CHECK(value(st->uid_next) == 23);
+    CHECK(value(st->highest_modseq) == r->new_highestmodseq);
+    CHECK(live_uids(m) == std::vector<std::uint32_t>{1, 3, 20, 21, 22});
+    CHECK(*m.read_message(uid{21}) == "five");
+    CHECK(*m.read_message(uid{22}) == "six");
+    CHECK(*m.read_message(uid{20}) == "twenty");
+    auto recs = m.fetch(uid_set{{1, 3}}, fetch_fields::all);
+    REQUIRE(recs.has_value());
+    REQUIRE(recs->size() == 2);
+    CHECK((*recs)[0].flags == (system_flag::seen | system_flag::flagged)); // the kept prefix
+    CHECK((*recs)[0].keywords == kws({"K1"}));
+    CHECK((*recs)[1].keywords.empty()); // the K2 update was after the bad entry
+    // Every live modseq is above the old highestmodseq; below it the floor is exceeded.
+    auto c = m.changes_since(modseq{hms});
+    REQUIRE(c.has_value());
+    CHECK(c->changed == uid_set{{1, 1}, {3, 3}, {20, 22}});
+    REQUIRE(c->expunged.has_value());
+    CHECK(*c->expunged == uid_set{{4, 6}});
+    auto below = m.changes_since(modseq{hms - 1});
+    REQUIRE(below.has_value());
+    CHECK_FALSE(below->expunged.has_value());
+    // The repaired mailbox takes commits.
+    auto u = m.append("seven", mail_time{70});
+    REQUIRE(u.has_value());
+    CHECK(value(*u) == 23);
+    // The old reader moves on to the new file without an "inconsistent" report.
+    auto rs = reader.status();
+    REQUIRE(rs.has_value());
+    CHECK(rs->exists == 6);
+    // Repairing again finds nothing to do.
+    auto again = mmap_mailbox::repair(dir);
+    REQUIRE(again.has_value());
+    CHECK(again->done == mmap_repair_report::action::none);
+}
+
+TEST_CASE("mmap_mailbox repair: both slots gone or a bad base rebuild from msg/ under a new UIDVALIDITY") {
+    for (int variant = 0; variant < 3; ++variant) {
+        CAPTURE(variant);
+        temp_dir t;
+        std::string const dir = t.path + "/box";
+        std::uint64_t const hms = make_repair_box(dir);
+        auto f = read_file(dir + "/index");
+        if (variant == 0) {
+            for (std::size_t i = 0; i < slot_size; ++i) f[i] = f[slot_b_off + i] = std::byte{0};
+        } else if (variant == 1) {
+            f[base_off + 20] ^= std::byte{0x10}; // a LIVE entry: base_crc fails
+        } else {
+            f.resize(100); // truncated
+        }
+        write_file(dir + "/index", f);
+        {
+            mmap_mailbox m(dir, own_options("N"));
+            auto o = m.open();
+            REQUIRE_FALSE(o.has_value());
+            CHECK(o.error_value().is(errc::corrupted));
+        }
+        auto r = mmap_mailbox::repair(dir);
+        REQUIRE(r.has_value());
+        CHECK(r->done == mmap_repair_report::action::rebuilt);
+        CHECK_FALSE(r->problems.empty());
+        CHECK(r->recovered == std::vector<std::uint32_t>{1, 3, 4, 5, 6});
+        CHECK(r->new_uidvalidity != 9);
+        CHECK(r->new_uidvalidity > 9);
+        if (variant == 1) {
+            CHECK(r->old_uidvalidity == 9);
+            CHECK(r->old_highestmodseq == hms);
+            CHECK(r->new_highestmodseq > hms);
+        } else {
+            CHECK(r->old_uidvalidity == 0);
+        }
+        mmap_mailbox m(dir, own_options("A"));
+        auto v = snapshot(m);
+        REQUIRE(v.has_value());
+        CHECK(value(v->st.validity) == r->new_uidvalidity);
+        CHECK(v->st.exists == 5);
+        CHECK(value(v->st.uid_next) >= 7);
+        CHECK(live_uids(m) == std::vector<std::uint32_t>{1, 3, 4, 5, 6});
+        CHECK(*m.read_message(uid{3}) == "three");
+        if (variant == 1) {
+            // The slot is valid: the readable entries give flags, keywords and dates. The
+            // damaged LIVE entry was uid 1's base image; its tail update is readable.
+            REQUIRE(v->recs.size() == 5);
+            CHECK(v->recs[0].flags == (system_flag::seen | system_flag::flagged));
+            CHECK(v->recs[0].keywords == kws({"K1"}));
+            CHECK(value(v->recs[0].received) == 10);
+            CHECK(v->recs[1].keywords == kws({"K2"}));
+            CHECK(value(v->recs[1].received) == 30);
+            CHECK(value(v->recs[4].received) == 60);
+        } else {
+            for (auto const& rec : v->recs) CHECK(rec.flags == flag_set{}); // nothing readable
+        }
+        REQUIRE(m.append("seven", mail_time{70}).has_value());
+    }
+}
+
+TEST_CASE("mmap_mailbox repair: a damaged older slot is only a warning") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    (void)make_repair_box(dir);
+    slot_fields const h = newest_slot(dir + "/index");
+    auto f = read_file(dir + "/index");
+    std::uint64_t const other = h.generation % 2 == 0 ? slot_b_off : 0;
+    f[other + 40] ^= std::byte{0x01};
+    write_file(dir + "/index", f);
+    auto r = mmap_mailbox::repair(dir);
+    REQUIRE(r.has_value());
+    CHECK(r->done == mmap_repair_report::action::none);
+    REQUIRE(r->problems.size() == 1);
+    CHECK(r->problems[0].starts_with("warning"));
+    CHECK(read_file(dir + "/index") == f);
+}
+
+TEST_CASE("mmap_mailbox repair: waits for the writer lock; a failed write leaves the old index and can be rerun") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    (void)make_repair_box(dir);
+    slot_fields const h = newest_slot(dir + "/index");
+    auto f = read_file(dir + "/index");
+    f[h.tail_off + entry_size * 1 + 5] ^= std::byte{0x02};
+    write_file(dir + "/index", f);
+    {
+        int const fd = ::open((dir + "/writer.lock").c_str(), O_RDWR | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        REQUIRE(::flock(fd, LOCK_EX) == 0);
+        mmap_options o;
+        o.lock_timeout = std::chrono::milliseconds{50};
+        auto r = mmap_mailbox::repair(dir, o);
+        ::close(fd);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error_value().is(errc::temporary));
+    }
+    struct reset_hooks {
+        ~reset_hooks() { io_hooks() = {}; }
+    } reset;
+    io_hooks().fsync = [](std::string_view p) { return p.ends_with("/tmp/index.new") ? EIO : 0; };
+    auto bad = mmap_mailbox::repair(dir);
+    io_hooks() = {};
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error_value().is(errc::io));
+    CHECK(read_file(dir + "/index") == f); // untouched, still corrupt
+    {
+        mmap_mailbox m(dir, own_options("N"));
+        CHECK(m.open().error_value().is(errc::corrupted));
+    }
+    // The files renamed before the failure are at or above uidnext now: they keep the
+    // UIDs they were given.
+    auto r = mmap_mailbox::repair(dir);
+    REQUIRE(r.has_value());
+    CHECK(r->done == mmap_repair_report::action::salvaged);
+    CHECK(r->readded.empty());
+    CHECK(r->recovered == std::vector<std::uint32_t>{7, 8});
+    mmap_mailbox m(dir, own_options("A"));
+    REQUIRE(m.open().has_value());
+    CHECK(live_uids(m) == std::vector<std::uint32_t>{1, 3, 4, 7, 8});
+    CHECK(*m.read_message(uid{7}) == "five");
+}
+
+TEST_CASE("mmap_mailbox repair: flipped bytes anywhere: repair never fails on data, and the result opens") {
+    temp_dir t;
+    std::string const pristine = t.path + "/pristine";
+    std::uint64_t const hms = make_repair_box(pristine);
+    auto const f = read_file(pristine + "/index");
+    std::vector<std::size_t> offsets;
+    for (std::size_t i = 0; i < slot_size; i += 5) offsets.push_back(i);
+    for (std::size_t i = slot_b_off; i < slot_b_off + slot_size; i += 5) offsets.push_back(i);
+    for (std::size_t i = base_off; i < f.size(); i += 7) offsets.push_back(i);
+    int salvaged = 0, rebuilt = 0, none = 0;
+    for (std::size_t off : offsets) {
+        CAPTURE(off);
+        std::string const dir = t.path + "/work";
+        std::filesystem::remove_all(dir);
+        std::filesystem::copy(pristine, dir, std::filesystem::copy_options::recursive);
+        auto g = f;
+        g[off] ^= std::byte{0x40};
+        write_file(dir + "/index", g);
+        auto r = mmap_mailbox::repair(dir);
+        REQUIRE(r.has_value());
+        mmap_mailbox m(dir, own_options("A"));
+        auto v = snapshot(m);
+        REQUIRE(v.has_value());
+        switch (r->done) {
+        case mmap_repair_report::action::none: ++none; break;
+        case mmap_repair_report::action::salvaged:
+            ++salvaged;
+            CHECK(value(v->st.validity) == 9);
+            CHECK(r->old_highestmodseq == hms); // the tail may only be damaged under the newest slot
+            CHECK(value(v->st.highest_modseq) > hms);
+            break;
+        case mmap_repair_report::action::rebuilt:
+            ++rebuilt;
+            CHECK(value(v->st.validity) > 9);
+            break;
+        }
+        if (r->done != mmap_repair_report::action::none) {
+            auto again = mmap_mailbox::repair(dir);
+            REQUIRE(again.has_value());
+            CHECK(again->done == mmap_repair_report::action::none);
+        }
+    }
+    CHECK(salvaged > 0);
+    CHECK(rebuilt > 0);
+    CHECK(none > 0);
+}
+
+TEST_CASE("mmap_mailbox repair: a rebuild drops the file of a readable expunge, keeps a file that does not match") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    (void)make_repair_box(dir);
+    {
+        mmap_mailbox m(dir, own_options("M"));
+        REQUIRE(m.expunge(uid_set{{5, 6}}).has_value());
+    }
+    // The unlinks after the commit did not happen (for 5), or another message took the
+    // name (6: other octets).
+    std::ofstream(dir + "/msg/5", std::ios::binary) << "five";
+    std::ofstream(dir + "/msg/6", std::ios::binary) << "not six";
+    auto f = read_file(dir + "/index");
+    f[base_off + 20] ^= std::byte{0x10};
+    write_file(dir + "/index", f);
+    auto r = mmap_mailbox::repair(dir);
+    REQUIRE(r.has_value());
+    CHECK(r->done == mmap_repair_report::action::rebuilt);
+    CHECK(r->removed == std::vector<std::uint32_t>{5});
+    CHECK(r->recovered == std::vector<std::uint32_t>{1, 3, 4, 6});
+    CHECK_FALSE(std::filesystem::exists(dir + "/msg/5"));
+    mmap_mailbox m(dir, own_options("A"));
+    REQUIRE(m.open().has_value());
+    CHECK(live_uids(m) == std::vector<std::uint32_t>{1, 3, 4, 6});
+    CHECK(*m.read_message(uid{6}) == "not six");
+}
+
+TEST_CASE("mmap_mailbox retention: prunable tombstones make compaction at close worthwhile") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{3}).has_value());
+    mmap_options o = retention_options("W", 1, std::chrono::seconds{0});
+    o.compact_min_tail = 100; // the tail alone is not worth it
+    o.auto_compact = true;
+    {
+        mmap_mailbox w(dir, o);
+        for (int i = 1; i <= 8; ++i) REQUIRE(w.append("m", mail_time{i}).has_value());
+        for (std::uint32_t u = 1; u <= 6; ++u) REQUIRE(w.expunge(uid_set{{u, u}}).has_value());
+        CHECK_FALSE(w.compaction_worthwhile()); // no compaction on record: none known old
+        REQUIRE(w.compact().has_value());
+        CHECK_FALSE(w.compaction_worthwhile()); // 5 prunable, not above max(100, 2/8)
+    }
+    CHECK(newest_slot(dir + "/index").tomb_count == 6); // the close did not compact
+    o.compact_min_tail = 4;
+    {
+        mmap_mailbox w(dir, o);
+        REQUIRE(w.open().has_value());
+        CHECK(w.compaction_worthwhile()); // 5 prunable > max(4, 2/8)
+        mmap_options defaults = own_options("D");
+        defaults.compact_min_tail = 4;
+        mmap_mailbox d(dir, defaults);
+        REQUIRE(d.open().has_value());
+        CHECK_FALSE(d.compaction_worthwhile()); // 90 days: nothing is that old
+    }
+    // The last close (of w; d had its own state) compacted and pruned.
+    slot_fields const h = newest_slot(dir + "/index");
+    CHECK(h.tomb_count == 1);
+    CHECK(h.vanished_floor > 0);
+}

@@ -87,6 +87,15 @@ struct mmap_options {
     /// snapshot it has instead of waiting (§7 Refresh step 1). Off by default: then a call
     /// that starts after another process acknowledged a commit always sees that commit.
     bool refresh_nowait = false;
+    /// Tombstone retention at compaction (§8.4 step 1): the newest `tomb_keep_count`
+    /// tombstones are always kept; older ones are pruned only when they are also known to
+    /// be older than `tomb_keep_age`. The index holds no time per tombstone: a tombstone
+    /// counts as that old once a compaction at least `tomb_keep_age` ago already had it
+    /// (its modseq at or below that compaction's highestmodseq, recorded in the advisory
+    /// sidecar `compact.times`; without it nothing is known to be old). Pruning raises
+    /// `vanished_floor` to the largest pruned modseq.
+    std::uint32_t tomb_keep_count = 100000;
+    std::chrono::seconds tomb_keep_age{std::chrono::hours{24 * 90}};
 };
 
 /// \brief Counters of the reader's work on one open state (shared by the handles that
@@ -100,6 +109,29 @@ struct mmap_reader_stats {
     std::uint64_t incremental_refreshes = 0;  ///< refreshes that applied only new tail entries
     std::uint64_t busy_refreshes = 0;         ///< refreshes that kept the snapshot: a slot was being published
     std::uint64_t compactions = 0;            ///< compactions done through this state (explicit or automatic)
+};
+
+/// \brief What `mmap_mailbox::repair` found and did (§10).
+struct mmap_repair_report {
+    enum class action {
+        none,     ///< the index validated: nothing was written
+        salvaged, ///< case 2: the valid base and the valid tail prefix kept, msg/ reconciled
+        rebuilt,  ///< case 3: no valid slot or no valid base: rebuilt from msg/ (new UIDVALIDITY)
+    };
+    action done = action::none;
+    std::vector<std::string> problems;           ///< the validation errors that made repair necessary
+    std::uint32_t base_live_kept = 0;            ///< LIVE records of the valid base kept
+    std::uint32_t tail_entries_kept = 0;         ///< committed tail entries before the first bad one
+    std::uint32_t tail_entries_dropped = 0;      ///< committed tail entries from the first bad one on
+    std::vector<std::uint32_t> lost;             ///< live UIDs without a msg/ file: now tombstones
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> readded; ///< (old, new UID): files below uidnext without a record
+    std::vector<std::uint32_t> recovered;        ///< files at or above uidnext: added with their own UID (case 3: every file)
+    std::vector<std::uint32_t> removed;          ///< files of tombstones (case 2) or of readable expunges (case 3): deleted
+    std::vector<std::string> skipped;            ///< msg/ files that could not be read or are too large (left in place)
+    std::uint32_t old_uidvalidity = 0;           ///< 0: unknown (no valid slot)
+    std::uint32_t new_uidvalidity = 0;
+    std::uint64_t old_highestmodseq = 0;         ///< 0: unknown (no valid slot)
+    std::uint64_t new_highestmodseq = 0;
 };
 
 namespace mmap_detail {
@@ -421,13 +453,16 @@ inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
 
 /// \brief Encodes a complete index file for `s` (a new base with an empty tail) whose
 /// slot holds generation `gen` (placed by parity) with file id `file_id`.
+/// The tombstones written are `tombs` (a suffix of `s.tombs` when compaction prunes;
+/// `h.vanished_floor` must then be at least the largest pruned modseq).
 [[nodiscard]] inline std::vector<std::byte> build_index_file(mailbox_state const& s, slot_fields h,
-                                                             std::uint64_t gen, std::uint64_t file_id) {
+                                                             std::uint64_t gen, std::uint64_t file_id,
+                                                             std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs) {
     h.generation = gen;
     h.file_id = file_id;
     h.flags = 0;
     h.live_count = static_cast<std::uint32_t>(s.live.size());
-    h.tomb_count = static_cast<std::uint32_t>(s.tombs.size());
+    h.tomb_count = static_cast<std::uint32_t>(tombs.size());
     h.kw_count = h.base_kw_count = static_cast<std::uint32_t>(s.kw.size());
     h.base_modseq = h.highestmodseq;
     h.tail_count = 0;
@@ -444,9 +479,9 @@ inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
     }
     std::sort(perm.begin(), perm.end());
     for (std::size_t j = 0; j < perm.size(); ++j) store_le<std::uint32_t>(f.data() + h.mperm_off + 4 * j, perm[j].second);
-    for (std::size_t j = 0; j < s.tombs.size(); ++j) {
-        store_le<std::uint32_t>(f.data() + h.tomb_off + tomb_size * j, s.tombs[j].second);
-        store_le<std::uint64_t>(f.data() + h.tomb_off + tomb_size * j + 8, s.tombs[j].first);
+    for (std::size_t j = 0; j < tombs.size(); ++j) {
+        store_le<std::uint32_t>(f.data() + h.tomb_off + tomb_size * j, tombs[j].second);
+        store_le<std::uint64_t>(f.data() + h.tomb_off + tomb_size * j + 8, tombs[j].first);
     }
     for (std::size_t j = 0; j < s.kw.size(); ++j)
         encode_kwdef(f.data() + h.kw_off + entry_size * j, static_cast<std::uint16_t>(j), h.highestmodseq, s.kw[j], seed);
@@ -455,6 +490,182 @@ inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
     auto const slot = encode_slot(h);
     std::memcpy(f.data() + (gen % 2 == 0 ? 0 : slot_b_off), slot.data(), slot_size);
     return f;
+}
+
+/// \brief `build_index_file` keeping every tombstone of `s`.
+[[nodiscard]] inline std::vector<std::byte> build_index_file(mailbox_state const& s, slot_fields h,
+                                                             std::uint64_t gen, std::uint64_t file_id) {
+    return build_index_file(s, h, gen, file_id, std::span<std::pair<std::uint64_t, std::uint32_t> const>(s.tombs));
+}
+
+/// \brief Checks in memory that `bytes` (a file made by `build_index_file`, empty tail) is
+/// a valid index holding exactly the live messages (images and keyword names) of `want`
+/// and the tombstones `tombs` (§8.4 step 2: abort before the rename otherwise).
+[[nodiscard]] inline result<void> check_built_file(std::vector<std::byte> const& bytes, mailbox_state const& want,
+                                                   std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs,
+                                                   std::string const& file) {
+    if (bytes.size() < base_off) return corrupt(file, 0, "file size", "built file too small");
+    std::span<std::byte const, slot_size> const a(bytes.data(), slot_size), b(bytes.data() + slot_b_off, slot_size);
+    slot_fields const sa = decode_slot(a), sb = decode_slot(b);
+    bool const use_a = check_slot(sa, a, 0, bytes.size(), file).has_value();
+    if (!use_a)
+        if (auto r = check_slot(sb, b, slot_b_off, bytes.size(), file); !r) return r;
+    mailbox_state got;
+    got.hdr = use_a ? sa : sb;
+    if (auto r = load_base(got, bytes.data(), file); !r) return r;
+    if (auto r = replay_tail(got, got.hdr, bytes.data() + got.hdr.tail_off, file); !r) return r;
+    auto mismatch = [&](std::string_view what) {
+        return error{errc::corrupted, "built index " + file + " differs from the state it was built from: " + std::string(what)};
+    };
+    if (got.live.size() != want.live.size()) return mismatch("live count");
+    for (auto const& [u, m] : want.live) {
+        auto it = got.live.find(u);
+        if (it == got.live.end()) return mismatch("uid " + std::to_string(u) + " missing");
+        msg_image const& g = it->second.img;
+        if (!g.same_immutable(m.img) || g.modseq != m.img.modseq || g.sysflags != m.img.sysflags || it->second.kws != m.kws)
+            return mismatch("uid " + std::to_string(u) + " differs");
+    }
+    if (!std::equal(got.tombs.begin(), got.tombs.end(), tombs.begin(), tombs.end())) return mismatch("tombstones");
+    return {};
+}
+
+/// \brief One line of the advisory sidecar `compact.times`: a compaction at Unix time
+/// `time` had seen every change up to `modseq`.
+struct compact_mark {
+    std::uint64_t modseq = 0;
+    std::int64_t time = 0;
+};
+
+/// \brief Reads `compact.times` ("<modseq> <unix seconds>" per line). Advisory: a missing,
+/// unreadable or malformed file (or line) only means less is known to be old. Reads at
+/// most 64 KiB.
+[[nodiscard]] inline std::vector<compact_mark> read_compact_times(std::string const& path) {
+    std::vector<compact_mark> out;
+    auto fd = unique_fd::open(path, O_RDONLY | O_NOFOLLOW);
+    if (!fd) return out;
+    std::array<std::byte, 65536> buf{};
+    std::size_t n = 0;
+    while (n < buf.size()) {
+        ssize_t const k = ::pread(fd->get(), buf.data() + n, buf.size() - n, static_cast<off_t>(n));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        n += static_cast<std::size_t>(k);
+    }
+    std::string_view text(reinterpret_cast<char const*>(buf.data()), n);
+    auto number = [](std::string_view d, std::uint64_t limit, std::uint64_t& v) {
+        if (d.empty() || d.size() > 19 || d.find_first_not_of("0123456789") != std::string_view::npos) return false;
+        v = 0;
+        for (char ch : d) v = v * 10 + static_cast<std::uint64_t>(ch - '0');
+        return v <= limit;
+    };
+    while (!text.empty()) {
+        auto const nl = text.find('\n');
+        if (nl == std::string_view::npos) break; // an unterminated last line is ignored
+        std::string_view line = text.substr(0, nl);
+        text.remove_prefix(nl + 1);
+        auto const sp = line.find(' ');
+        if (sp == std::string_view::npos) continue;
+        std::uint64_t m = 0, t = 0;
+        if (!number(line.substr(0, sp), max_modseq, m) || !number(line.substr(sp + 1), std::uint64_t{max_date}, t)) continue;
+        out.push_back({m, static_cast<std::int64_t>(t)});
+    }
+    return out;
+}
+
+/// \brief The largest modseq that a compaction at or before `cutoff` (Unix seconds) had
+/// seen (0: none).
+[[nodiscard]] inline std::uint64_t old_modseq_cutoff(std::vector<compact_mark> const& marks, std::int64_t cutoff) noexcept {
+    std::uint64_t m = 0;
+    for (auto const& k : marks)
+        if (k.time <= cutoff) m = std::max(m, k.modseq);
+    return m;
+}
+
+/// \brief The marks to keep after adding a compaction at `now`: every mark younger than
+/// `cutoff`, the newest older one (the only one `old_modseq_cutoff` can still need), at
+/// most 64 lines (dropping the oldest young ones; less known, never wrong).
+[[nodiscard]] inline std::string next_compact_times(std::vector<compact_mark> marks, compact_mark now, std::int64_t cutoff) {
+    marks.push_back(now);
+    std::uint64_t const old = old_modseq_cutoff(marks, cutoff);
+    std::vector<compact_mark> keep;
+    bool old_kept = false;
+    for (auto const& k : marks) {
+        if (k.time > cutoff) {
+            keep.push_back(k);
+        } else if (k.modseq == old && !old_kept && old != 0) {
+            keep.push_back(k);
+            old_kept = true;
+        }
+    }
+    std::sort(keep.begin(), keep.end(), [](compact_mark const& x, compact_mark const& y) { return x.time < y.time; });
+    if (keep.size() > 64) keep.erase(keep.begin() + (old_kept ? 1 : 0), keep.end() - (old_kept ? 63 : 64));
+    std::string out;
+    for (auto const& k : keep) out.append(std::to_string(k.modseq)).append(" ").append(std::to_string(k.time)).append("\n");
+    return out;
+}
+
+/// \brief How many of the oldest tombstones `tombs` (ascending by modseq) retention prunes:
+/// never one of the newest `keep_count`, only those at or below `old_cutoff`.
+[[nodiscard]] inline std::size_t tombs_to_prune(std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs,
+                                                std::uint32_t keep_count, std::uint64_t old_cutoff) noexcept {
+    if (tombs.size() <= keep_count) return 0;
+    std::size_t const by_count = tombs.size() - keep_count;
+    auto const by_age = static_cast<std::size_t>(
+        std::upper_bound(tombs.begin(), tombs.end(), old_cutoff, [](std::uint64_t x, auto const& e) { return x < e.first; }) -
+        tombs.begin());
+    return std::min(by_count, by_age);
+}
+
+/// \brief An image read from a damaged index by `readable_entries`.
+struct readable_image {
+    msg_image img;
+    keyword_set kws;
+};
+
+/// \brief Repair case 3 (§10: "any readable entries contribute flags"): from the committed
+/// bytes of an index whose slot `h` is valid but whose base is not, the last image of each
+/// UID among the LIVE and tail entries that pass their own checks (CRC with the file's
+/// seed, the field rules), with the names of the keywords whose KWDEF entry is readable
+/// too. Nothing here is trusted beyond one entry: the caller uses an image only when its
+/// content id and size match the message file. Every offset is bounds-checked against
+/// `bytes`.
+[[nodiscard]] inline std::map<std::uint32_t, readable_image> readable_entries(std::vector<std::byte> const& bytes,
+                                                                              slot_fields const& h) {
+    std::uint32_t const seed = h.seed();
+    std::array<std::optional<std::string>, max_keywords> names{};
+    auto fits = [&](std::uint64_t off) { return off <= bytes.size() && bytes.size() - off >= entry_size; };
+    auto kwdef = [&](std::byte const* e) {
+        std::uint8_t const len = load_le<std::uint8_t>(e + 5);
+        std::uint16_t const idx = load_le<std::uint16_t>(e + 6);
+        if (idx >= max_keywords || len == 0 || len > 76) return;
+        std::string name(reinterpret_cast<char const*>(e + 16), len);
+        if (valid_keyword_name(name)) names[idx] = std::move(name);
+    };
+    std::vector<msg_image> imgs;
+    auto entry = [&](std::uint64_t off) {
+        if (!fits(off)) return;
+        std::byte const* e = bytes.data() + off;
+        if (!entry_crc_ok(e, seed)) return;
+        std::uint8_t const kind = load_le<std::uint8_t>(e + 4);
+        if (kind == kind_kwdef) {
+            kwdef(e);
+        } else if (kind == kind_msg) {
+            msg_image const m = decode_msg(e);
+            if (check_msg_fields(m, max_keywords).first.empty()) imgs.push_back(m);
+        }
+    };
+    for (std::uint64_t i = 0; i < h.base_kw_count; ++i) entry(h.kw_off + entry_size * i);
+    for (std::uint64_t i = 0; i < h.live_count; ++i) entry(h.live_off + entry_size * i);
+    for (std::uint64_t i = 0; i < h.tail_count; ++i) entry(h.tail_off + entry_size * i);
+    std::map<std::uint32_t, readable_image> out;
+    for (auto const& m : imgs) { // file order: a tail image replaces a base one
+        readable_image r{m, {}};
+        for (std::uint32_t i = 0; i < max_keywords; ++i)
+            if (m.has_kw(i) && names[i]) r.kws.insert(*names[i]);
+        r.img.keywords = {};
+        out.insert_or_assign(m.uid, std::move(r));
+    }
+    return out;
 }
 
 [[nodiscard]] inline std::uint64_t now_ns() noexcept {
@@ -613,6 +824,7 @@ public:
             }
             ::rmdir(d.c_str());
         }
+        ::unlink((dir + "/compact.times").c_str());
         ::unlink((dir + "/writer.lock").c_str());
         ::unlink((dir + "/publish.lock").c_str());
         if (::rmdir(dir.c_str()) != 0) return sys_error(errno, "cannot remove", dir);
@@ -887,7 +1099,8 @@ public:
     }
 
     /// \brief Whether compaction is worthwhile now (§8.4: tail_count > max(
-    /// `compact_min_tail`, live/8), or a tail above 8 MiB), as of the last refresh.
+    /// `compact_min_tail`, live/8), or a tail above 8 MiB, or more than that many
+    /// tombstones prunable by retention), as of the last refresh.
     [[nodiscard]] bool compaction_worthwhile() const {
         if (!core_) return false;
         std::lock_guard<std::mutex> lk(core_->mu);
@@ -923,6 +1136,302 @@ public:
     /// code is `errc::corrupted`.
     [[nodiscard]] static bool is_inconsistent(error const& e) noexcept {
         return e.is(errc::corrupted) && e.message.starts_with(mmap_detail::inconsistent_prefix);
+    }
+
+    using repair_report = mmap_repair_report;
+
+    /// \brief Explicit repair of the mailbox directory `dir` (§10); never done by a normal
+    /// open, which keeps reporting `corrupted`. Under the writer lock:
+    /// * the index validates: nothing is written (`action::none`);
+    /// * case 2, a valid slot and base but a bad committed tail entry: the base and the
+    ///   tail prefix before the first bad entry are kept and compared with msg/: a live UID
+    ///   without a file becomes a tombstone, a file below uidnext without a record is
+    ///   renamed to a new UID and added, a file at or above uidnext keeps its UID, the file
+    ///   of a tombstone is deleted. Every live message and new tombstone gets a modseq above
+    ///   the old highestmodseq, `vanished_floor` becomes the old highestmodseq, UIDVALIDITY
+    ///   stays (`action::salvaged`);
+    /// * case 3, no valid slot or an invalid base: every msg/ file is added with its own
+    ///   UID, under a new, larger UIDVALIDITY, since modseq reuse cannot be ruled out
+    ///   without a high-water sidecar (`action::rebuilt`). With a valid slot, the entries
+    ///   that still pass their own checks give the flags, keywords and INTERNALDATE of the
+    ///   files whose octets they describe (content id and size), and a readable expunge
+    ///   drops its file.
+    /// Added messages get their size and content id from the file and their INTERNALDATE
+    /// from its mtime. The new index is written like a compaction (new file, fsync, rename,
+    /// directory fsync), and validated in memory before the rename. `not_found` without an
+    /// index file.
+    [[nodiscard]] static result<repair_report> repair(std::string const& dir, mmap_options const& opt = {}) {
+        using namespace mmap_detail;
+        struct stat dst {};
+        if (::stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) return error{errc::not_found, "Mailbox doesn't exist"};
+        if (!opt.allow_remote_fs)
+            if (auto r = check_local_filesystem(dir); !r) return std::move(r).error_value();
+        std::string const index = dir + "/index";
+        auto fd = unique_fd::open(index, O_RDONLY | O_NOFOLLOW);
+        if (!fd) {
+            if (fd.error_value().is(errc::not_found)) return error{errc::not_found, "Mailbox doesn't exist"};
+            return std::move(fd).error_value();
+        }
+        auto wl = unique_fd::open(dir + "/writer.lock", O_RDWR);
+        if (!wl) return std::move(wl).error_value();
+        auto pl = unique_fd::open(dir + "/publish.lock", O_RDWR);
+        if (!pl) return std::move(pl).error_value();
+        if (auto r = lock_file(*wl, LOCK_EX, opt.lock_timeout); !r) return std::move(r).error_value();
+        struct unlock_t {
+            unique_fd const& f;
+            ~unlock_t() { unlock_file(f); }
+        } unlock{*wl};
+        // The index in place (after the writer lock: no commit is half done).
+        auto again = unique_fd::open(index, O_RDONLY | O_NOFOLLOW);
+        if (!again) return std::move(again).error_value();
+        fd = std::move(again);
+
+        repair_report rep;
+        mailbox_state s;
+        std::optional<slot_fields> slot;
+        std::vector<std::byte> bytes; // the committed range of the slot in force
+        bool base_ok = false;
+        if (auto h = read_slots(*fd, *pl, opt.lock_timeout); !h) {
+            if (!h.error_value().is(errc::corrupted)) return std::move(h).error_value();
+            rep.problems.push_back(h.error_value().message);
+        } else {
+            slot = *h;
+            rep.old_uidvalidity = h->uidvalidity;
+            rep.old_highestmodseq = h->highestmodseq;
+            bytes.resize(static_cast<std::size_t>(h->committed_end()));
+            if (auto r = fd->pread_all(bytes, 0); !r) return std::move(r).error_value();
+            s.hdr = *h;
+            if (auto r = load_base(s, bytes.data(), index); !r) {
+                rep.problems.push_back(r.error_value().message);
+            } else {
+                base_ok = true;
+                rep.base_live_kept = static_cast<std::uint32_t>(s.live.size());
+                auto whole = validate_tail(s, *h, bytes.data() + h->tail_off, index);
+                if (whole) {
+                    rep.tail_entries_kept = h->tail_count;
+                    // Case 1: a damaged other slot needs no repair (the next commit
+                    // overwrites it); reported as a warning. An all-zero slot is normal.
+                    for (std::uint64_t at : {std::uint64_t{0}, slot_b_off}) {
+                        std::span<std::byte const, slot_size> const raw(bytes.data() + at, slot_size);
+                        if (std::all_of(raw.begin(), raw.end(), [](std::byte x) { return x == std::byte{0}; })) continue;
+                        if (auto c = check_slot(decode_slot(raw), raw, at, bytes.size(), index); !c)
+                            rep.problems.push_back("warning (no repair needed, the next commit overwrites it): " +
+                                                   c.error_value().message);
+                    }
+                    return rep; // valid: nothing to repair
+                }
+                rep.problems.push_back(whole.error_value().message);
+                // The longest valid prefix, one entry at a time, each checked as if it
+                // were the last one committed.
+                for (std::uint32_t i = 0; i < h->tail_count; ++i) {
+                    std::byte const* e = bytes.data() + h->tail_off + entry_size * i;
+                    slot_fields hh = *h;
+                    hh.tail_count = i + 1;
+                    hh.tail_chain_crc = crc32c_update(s.chain, std::span<std::byte const>(e, entry_size));
+                    std::uint8_t const kind = load_le<std::uint8_t>(e + 4);
+                    hh.kw_count = static_cast<std::uint32_t>(s.kw.size()) + (kind == kind_kwdef ? 1U : 0U);
+                    std::size_t live = s.live.size();
+                    if (kind == kind_msg) {
+                        msg_image const m = decode_msg(e);
+                        bool const ex = (m.state & state_expunged) != 0;
+                        if (m.uid >= s.running_next && !ex) ++live;
+                        else if (ex && s.live.count(m.uid) != 0) --live;
+                    }
+                    hh.exists = static_cast<std::uint32_t>(live);
+                    auto b = validate_tail(s, hh, e, index);
+                    if (!b) break;
+                    apply_tail(s, std::move(*b));
+                    ++rep.tail_entries_kept;
+                }
+                rep.tail_entries_dropped = h->tail_count - rep.tail_entries_kept;
+            }
+        }
+
+        // The message files (decimal UIDs 1..2^32-2; anything else is not ours).
+        std::map<std::uint32_t, std::string> files;
+        {
+            std::string const d = dir + "/msg";
+            DIR* dp = ::opendir(d.c_str());
+            if (dp == nullptr) return sys_error(errno, "cannot open", d);
+            while (dirent* de = ::readdir(dp)) {
+                std::string_view const n = de->d_name;
+                if (n.empty() || n.size() > 10 || n.front() == '0' || n.find_first_not_of("0123456789") != std::string_view::npos) continue;
+                std::uint64_t v = 0;
+                for (char ch : n) v = v * 10 + static_cast<std::uint64_t>(ch - '0');
+                if (v >= 1 && v <= 0xFFFFFFFEULL) files.emplace(static_cast<std::uint32_t>(v), d + "/" + std::string(n));
+            }
+            ::closedir(dp);
+        }
+        // A message image from a file (size, content id, mtime); nullopt if unusable.
+        auto from_file = [&](std::uint32_t u, std::string const& path) -> std::optional<msg_image> {
+            auto f = unique_fd::open(path, O_RDONLY | O_NOFOLLOW);
+            if (!f) return std::nullopt;
+            auto st = f->stat();
+            if (!st || !S_ISREG(st->st_mode) || static_cast<std::uint64_t>(st->st_size) > max_message_size) return std::nullopt;
+            std::vector<std::byte> data(static_cast<std::size_t>(st->st_size));
+            if (auto r = f->pread_all(data, 0); !r) return std::nullopt;
+            auto const digest = sha256(data);
+            msg_image img;
+            img.uid = u;
+            img.size = data.size();
+            img.date = std::clamp<std::int64_t>(static_cast<std::int64_t>(st->st_mtime), min_date, max_date);
+            std::copy_n(digest.begin(), 16, img.content_id.begin());
+            return img;
+        };
+
+        mailbox_state ns;
+        slot_fields nh;
+        std::uint64_t next_mod = 0;
+        auto take_mod = [&]() -> result<std::uint64_t> {
+            if (next_mod >= max_modseq) return error{errc::not_possible, "modseq space exhausted"};
+            return ++next_mod;
+        };
+        std::vector<std::string> unlink_after;
+        if (slot && base_ok) {
+            // Case 2.
+            rep.done = repair_report::action::salvaged;
+            nh = s.hdr;
+            nh.uidnext = slot->uidnext;
+            nh.highestmodseq = slot->highestmodseq;
+            std::uint64_t const old_hms = slot->highestmodseq;
+            next_mod = old_hms;
+            ns.kw = s.kw;
+            ns.kw_index = s.kw_index;
+            std::vector<std::uint32_t> lost_uids, readd_old;
+            std::uint32_t next_uid = slot->uidnext;
+            for (auto const& [u, m] : s.live)
+                if (files.count(u) == 0) lost_uids.push_back(u);
+            for (auto const& [u, path] : files) {
+                if (s.live.count(u) != 0) continue;
+                if (u >= slot->uidnext) {
+                    next_uid = std::max(next_uid, u + 1); // u <= 2^32-2
+                } else if (s.tomb_uids.count(u) != 0) {
+                    unlink_after.push_back(path);
+                    rep.removed.push_back(u);
+                } else {
+                    readd_old.push_back(u);
+                }
+            }
+            // Live records, then recovered files, then re-added ones (new UIDs, ascending).
+            std::map<std::uint32_t, live_msg> live;
+            for (auto const& [u, m] : s.live)
+                if (files.count(u) != 0) live.emplace(u, m);
+            for (auto const& [u, path] : files) {
+                if (u < slot->uidnext || s.live.count(u) != 0) continue;
+                auto img = from_file(u, path);
+                if (!img) {
+                    rep.skipped.push_back(path);
+                    continue;
+                }
+                live.emplace(u, live_msg{*img, {}});
+                rep.recovered.push_back(u);
+            }
+            for (std::uint32_t old_uid : readd_old) {
+                std::string const& path = files.find(old_uid)->second;
+                if (next_uid > 0xFFFFFFFEU) return error{errc::not_possible, "UIDs exhausted: cannot re-add " + path};
+                auto img = from_file(next_uid, path);
+                if (!img) {
+                    rep.skipped.push_back(path);
+                    continue;
+                }
+                std::string const to = dir + "/msg/" + std::to_string(next_uid);
+                if (::rename(path.c_str(), to.c_str()) != 0) return sys_error(errno, "cannot rename onto", to);
+                live.emplace(next_uid, live_msg{*img, {}});
+                rep.readded.emplace_back(old_uid, next_uid);
+                ++next_uid;
+            }
+            if (!rep.readded.empty())
+                if (auto r = sync_dir(dir + "/msg"); !r) return std::move(r).error_value();
+            // Bump instead of reuse: every live record and new tombstone above the old
+            // highestmodseq; the old tombstones are all at or below the new floor.
+            for (auto& [u, m] : live) {
+                auto mod = take_mod();
+                if (!mod) return std::move(mod).error_value();
+                m.img.modseq = *mod;
+                if (m.img.created_modseq == 0) m.img.created_modseq = *mod; // an added file
+                ns.by_mod.emplace(*mod, u);
+            }
+            ns.live = std::move(live);
+            std::vector<std::uint32_t> gone = lost_uids;
+            for (auto const& [o, n] : rep.readded) gone.push_back(o);
+            std::sort(gone.begin(), gone.end());
+            for (std::uint32_t u : gone) {
+                auto mod = take_mod();
+                if (!mod) return std::move(mod).error_value();
+                ns.tombs.emplace_back(*mod, u);
+                ns.tomb_uids.insert(u);
+            }
+            rep.lost = std::move(lost_uids);
+            nh.uidnext = next_uid;
+            nh.vanished_floor = old_hms;
+            nh.generation = slot->generation;
+        } else {
+            // Case 3.
+            rep.done = repair_report::action::rebuilt;
+            std::uint32_t next_uid = slot ? slot->uidnext : 1;
+            next_mod = slot ? slot->highestmodseq : 0;
+            std::map<std::uint32_t, readable_image> readable;
+            if (slot) readable = readable_entries(bytes, *slot);
+            for (auto const& [u, path] : files) {
+                auto img = from_file(u, path);
+                if (!img) {
+                    rep.skipped.push_back(path);
+                    continue;
+                }
+                keyword_set k;
+                // A readable entry for the same octets gives the flags, keywords and
+                // INTERNALDATE; one that expunged them drops the file.
+                if (auto it = readable.find(u); it != readable.end() && it->second.img.content_id == img->content_id &&
+                                                it->second.img.size == img->size) {
+                    msg_image const& e = it->second.img;
+                    if ((e.state & state_expunged) != 0) {
+                        unlink_after.push_back(path);
+                        rep.removed.push_back(u);
+                        continue;
+                    }
+                    img->sysflags = e.sysflags;
+                    img->date = e.date;
+                    img->tz = e.tz;
+                    img->nsec = e.nsec;
+                    k = it->second.kws;
+                    for (auto const& name : k) {
+                        auto [kt, added] = ns.kw_index.emplace(name, static_cast<std::uint32_t>(ns.kw.size()));
+                        if (added) ns.kw.push_back(name);
+                        img->set_kw(kt->second);
+                    }
+                }
+                auto mod = take_mod();
+                if (!mod) return std::move(mod).error_value();
+                img->modseq = img->created_modseq = *mod;
+                ns.live.emplace(u, live_msg{*img, std::move(k)});
+                ns.by_mod.emplace(*mod, u);
+                rep.recovered.push_back(u);
+                next_uid = std::max(next_uid, u + 1);
+            }
+            std::uint32_t v = static_cast<std::uint32_t>(std::clamp<std::int64_t>(::time(nullptr), 1, 0xFFFFFFFFLL));
+            if (slot && v <= slot->uidvalidity) {
+                if (slot->uidvalidity == 0xFFFFFFFFU) return error{errc::not_possible, "UIDVALIDITY space exhausted"};
+                v = slot->uidvalidity + 1;
+            }
+            nh.uidvalidity = v;
+            nh.uidnext = next_uid;
+            nh.vanished_floor = slot ? slot->highestmodseq : 0;
+            nh.generation = slot ? slot->generation : 0;
+        }
+        nh.highestmodseq = std::max(next_mod, nh.vanished_floor + 1);
+        if (nh.highestmodseq > max_modseq) return error{errc::not_possible, "modseq space exhausted"};
+        nh.flags = 0;
+        nh.state_digest = 0;
+        nh.commit_time_ns = now_ns();
+        rep.new_uidvalidity = nh.uidvalidity;
+        rep.new_highestmodseq = nh.highestmodseq;
+        auto built = build_index_file(ns, nh, nh.generation + 1, random_u64());
+        if (auto r = check_built_file(built, ns, ns.tombs, dir + "/tmp/index.new"); !r) return std::move(r).error_value();
+        if (auto r = atomic_replace(dir, index, dir + "/tmp/index.new", built); !r) return std::move(r).error_value();
+        for (auto const& p : unlink_after) ::unlink(p.c_str());
+        // The compaction marks name modseqs of another epoch after a rebuild.
+        if (rep.done == repair_report::action::rebuilt) ::unlink((dir + "/compact.times").c_str());
+        return rep;
     }
 
 private:
@@ -996,7 +1505,26 @@ private:
         if (!core_->loaded) return false;
         std::uint64_t const t = st.hdr.tail_count;
         return t > std::max<std::uint64_t>(opt_.compact_min_tail, st.live.size() / 8) ||
-               t * mmap_detail::entry_size > (std::uint64_t{8} << 20);
+               t * mmap_detail::entry_size > (std::uint64_t{8} << 20) || prunable_worthwhile_locked();
+    }
+
+    // Tombstones beyond retention (§8.4 trigger), with the same hysteresis as the tail:
+    // more than max(compact_min_tail, live/8) of them prunable now. Reads compact.times
+    // (at most 64 lines) only when there are more tombstones than the count kept.
+    bool prunable_worthwhile_locked() const noexcept {
+        using namespace mmap_detail;
+        auto const& st = core_->st;
+        if (st.tombs.size() <= opt_.tomb_keep_count) return false;
+        try {
+            auto marks = read_compact_times(core_->dir + "/compact.times");
+            std::erase_if(marks, [&](compact_mark const& k) { return k.modseq > st.hdr.highestmodseq; });
+            std::int64_t const cutoff = ::time(nullptr) - static_cast<std::int64_t>(opt_.tomb_keep_age.count());
+            std::size_t const n = tombs_to_prune(std::span<std::pair<std::uint64_t, std::uint32_t> const>(st.tombs),
+                                                 opt_.tomb_keep_count, old_modseq_cutoff(marks, cutoff));
+            return n > std::max<std::uint64_t>(opt_.compact_min_tail, st.live.size() / 8);
+        } catch (...) {
+            return false;
+        }
     }
 
     // Compaction under the core mutex; `timeout` for the writer lock (0: only if free now).
@@ -1011,9 +1539,26 @@ private:
                 c.wlock_held = false;
             }
         } guard{c};
-        auto bytes = build_index_file(c.st, c.st.hdr, c.st.hdr.generation + 1, random_u64());
+        // Tombstone retention (§8.4 step 1).
+        auto marks = read_compact_times(c.dir + "/compact.times");
+        // A mark above our highestmodseq cannot be ours (a copied or stale sidecar).
+        std::erase_if(marks, [&](compact_mark const& k) { return k.modseq > c.st.hdr.highestmodseq; });
+        std::int64_t const now = ::time(nullptr);
+        std::int64_t const cutoff = now - static_cast<std::int64_t>(opt_.tomb_keep_age.count());
+        std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs(c.st.tombs);
+        std::size_t const pruned = tombs_to_prune(tombs, opt_.tomb_keep_count, old_modseq_cutoff(marks, cutoff));
+        slot_fields h = c.st.hdr;
+        if (pruned > 0) h.vanished_floor = std::max(h.vanished_floor, tombs[pruned - 1].first);
+        tombs = tombs.subspan(pruned);
+        auto bytes = build_index_file(c.st, h, c.st.hdr.generation + 1, random_u64(), tombs);
+        if (auto r = check_built_file(bytes, c.st, tombs, c.dir + "/tmp/index.new"); !r) return ctx(std::move(r).error_value());
         if (auto r = atomic_replace(c.dir, index_path(), c.dir + "/tmp/index.new", bytes); !r)
             return ctx(std::move(r).error_value());
+        {   // Advisory: a failure only means fewer tombstones known to be old later.
+            std::string const times = next_compact_times(marks, {c.st.hdr.highestmodseq, now}, cutoff);
+            (void)atomic_replace(c.dir, c.dir + "/compact.times", c.dir + "/tmp/compact.times.new",
+                                 std::as_bytes(std::span(times.data(), times.size())));
+        }
         // Advisory RETIRED mark in the old file's inactive slot (no fsync needed).
         slot_fields old = c.st.hdr;
         old.generation += 1;
@@ -1262,8 +1807,10 @@ private:
         } else if (c.st.hdr.uidnext < old.hdr.uidnext) {
             what = "uidnext went down";
         } else {
+            // A tombstone pruned by retention (or dropped by repair) is at or below the
+            // new floor, and so is the last image of its message we knew.
             for (auto const& [u, m] : old.live)
-                if (c.st.live.count(u) == 0 && c.st.tomb_uids.count(u) == 0) {
+                if (c.st.live.count(u) == 0 && c.st.tomb_uids.count(u) == 0 && m.img.modseq > c.st.hdr.vanished_floor) {
                     what = "uid " + std::to_string(u) + " vanished without a tombstone";
                     break;
                 }
