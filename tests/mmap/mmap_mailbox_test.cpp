@@ -1164,3 +1164,108 @@ TEST_CASE("mmap_mailbox refresh: every flipped byte of a new commit gives the in
     mmap_mailbox full(dir, own_options("F"));
     CHECK(*snapshot(full) == *ri);
 }
+
+// ---------------------------------------------------------------- closed_status (rule O4)
+namespace {
+
+mailbox_status status_after_open(std::string const& dir) {
+    mmap_mailbox m(dir, own_options("O"));
+    REQUIRE(m.open().has_value());
+    auto s = m.status();
+    REQUIRE(s.has_value());
+    return *s;
+}
+
+void check_closed_status(mmap_mailbox& c, std::string const& dir) {
+    REQUIRE_FALSE(c.is_open());
+    auto cs = c.closed_status();
+    REQUIRE_MESSAGE(cs.has_value(), cs.error_value().message);
+    REQUIRE(cs->has_value());
+    auto const want = status_after_open(dir);
+    CHECK(**cs == want);
+    // It loaded nothing: the handle is still closed and joined no state.
+    CHECK_FALSE(c.is_open());
+    CHECK(c.shared_handles() == 0);
+    CHECK(c.reader_stats().full_loads == 0);
+}
+
+} // namespace
+
+TEST_CASE("mmap_mailbox closed_status: equals status() after open across appends, expunges, flags, compaction") {
+    static_assert(closed_status_backend<mmap_mailbox>);
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{77}).has_value());
+    mmap_mailbox c(dir, own_options("C"));
+    mmap_mailbox w(dir, own_options("W"));
+    check_closed_status(c, dir);
+    for (int i = 0; i < 5; ++i) REQUIRE(w.append("m" + std::to_string(i), mail_time{100 + i}).has_value());
+    check_closed_status(c, dir);
+    REQUIRE(w.update_flags(uid_set{{2, 3}}, modify_op::add, system_flag::seen).has_value());
+    check_closed_status(c, dir);
+    REQUIRE(w.update_keywords(uid_set{{1, 1}}, modify_op::add, kws({"Work"})).has_value());
+    check_closed_status(c, dir);
+    REQUIRE(w.expunge(uid_set{{2, 2}}).has_value());
+    auto cs = c.closed_status();
+    REQUIRE(cs.has_value());
+    REQUIRE(cs->has_value());
+    CHECK((*cs)->exists == 4);
+    CHECK(value((*cs)->uid_next) == 6);
+    CHECK(value((*cs)->validity) == 77);
+    check_closed_status(c, dir);
+    REQUIRE(w.compact().has_value());
+    check_closed_status(c, dir);
+    // A handle that was open and closed again answers the same.
+    REQUIRE(c.open().has_value());
+    auto open_st = c.status();
+    REQUIRE(open_st.has_value());
+    auto while_open = c.closed_status();
+    REQUIRE(while_open.has_value());
+    CHECK(**while_open == *open_st);
+    c.close();
+    REQUIRE(w.append("late", mail_time{300}).has_value());
+    check_closed_status(c, dir);
+}
+
+TEST_CASE("mmap_mailbox closed_status: reads only the header slot (a damaged base is found by open, not by it)") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    {
+        mmap_mailbox w(dir, own_options("W"));
+        for (int i = 0; i < 3; ++i) REQUIRE(w.append("m", mail_time{i}).has_value());
+        REQUIRE(w.compact().has_value()); // the messages are in the base now
+    }
+    auto const want = status_after_open(dir);
+    auto f = read_file(dir + "/index");
+    REQUIRE(f.size() > base_off + 40);
+    f[base_off + 20] ^= std::byte{0x5A}; // inside the first LIVE entry: base_crc fails
+    write_file(dir + "/index", f);
+    mmap_mailbox c(dir, own_options("C"));
+    auto cs = c.closed_status();
+    REQUIRE_MESSAGE(cs.has_value(), cs.error_value().message);
+    REQUIRE(cs->has_value());
+    CHECK(**cs == want);
+    CHECK_FALSE(c.is_open());
+    auto o = c.open();
+    REQUIRE_FALSE(o.has_value()); // open validates the whole file
+    CHECK(o.error_value().is(errc::corrupted));
+}
+
+TEST_CASE("mmap_mailbox closed_status: a removed mailbox answers not_found naming itself") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    mmap_mailbox c(dir, own_options("Archive/2020"));
+    REQUIRE(c.closed_status().has_value());
+    SUBCASE("removed") { REQUIRE(mmap_mailbox::remove(dir).has_value()); }
+    SUBCASE("index gone (an interrupted remove)") { REQUIRE(::unlink((dir + "/index").c_str()) == 0); }
+    SUBCASE("never created") {
+        c = mmap_mailbox(t.path + "/nothing", own_options("Archive/2020"));
+    }
+    auto cs = c.closed_status();
+    REQUIRE_FALSE(cs.has_value());
+    CHECK(cs.error_value().is(errc::not_found));
+    CHECK(cs.error_value().message.find("(for backend mailbox Archive/2020)") != std::string::npos);
+    CHECK_FALSE(c.is_open());
+}

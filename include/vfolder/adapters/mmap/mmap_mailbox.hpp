@@ -2,8 +2,8 @@
 /// \brief `mmap_mailbox`: the reference on-disk mailbox (docs/mmap-format.md, after
 /// MAILBOX-FORMAT.md): a directory with `index` (two header slots, an immutable base, an
 /// append-only tail of 96-byte entries, all CRC-32C checked), `writer.lock`,
-/// `publish.lock`, `msg/<uid>` and `tmp/`. Models `vfolder::backend` and
-/// `openable_backend`.
+/// `publish.lock`, `msg/<uid>` and `tmp/`. Models `vfolder::backend`,
+/// `openable_backend` and `closed_status_backend`.
 ///
 /// Every handle is both reader and writer. A write takes `flock(writer.lock, LOCK_EX)` for
 /// the transaction, catches up with the file, appends entries past the committed end,
@@ -679,6 +679,50 @@ public:
         s.highest_modseq = modseq{st.hdr.highestmodseq};
         s.guid = std::nullopt;
         return s;
+    }
+
+    /// \brief `status()` without opening (rule O4, `closed_status_backend`): O(1), like a
+    /// mailbox list index. On an open handle it is `status()`. On a closed one it opens
+    /// `index` read-only, copies the header slots under the shared publish lock exactly as
+    /// a refresh does (the file size taken after the copy), and derives the status from the
+    /// newest valid slot (`exists`, `uidnext`, `highestmodseq`, `uidvalidity`; no guid,
+    /// like `status()`); it loads nothing, joins no shared state and leaves the handle
+    /// closed. A removed mailbox (no directory or no index) answers `not_found`. Only the
+    /// slot's own checks run: damage in the base or the tail is found by the next `open()`
+    /// (a header slot that fails its CRC or checks is skipped, as `open()` skips it).
+    /// nullopt when the file was replaced (RETIRED) on every one of three attempts.
+    result<std::optional<mailbox_status>> closed_status() {
+        using namespace mmap_detail;
+        if (is_open()) {
+            auto s = status();
+            if (!s) return std::move(s).error_value();
+            return std::optional<mailbox_status>(*s);
+        }
+        struct stat dst {};
+        if (::stat(dir_.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode))
+            return ctx(error{errc::not_found, "Mailbox doesn't exist"});
+        if (!opt_.allow_remote_fs)
+            if (auto r = check_local_filesystem(dir_); !r) return ctx(std::move(r).error_value());
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            auto fd = unique_fd::open(dir_ + "/index", O_RDONLY | O_NOFOLLOW);
+            if (!fd) {
+                if (fd.error_value().is(errc::not_found)) return ctx(error{errc::not_found, "Mailbox doesn't exist"});
+                return ctx(std::move(fd).error_value());
+            }
+            auto pl = unique_fd::open(dir_ + "/publish.lock", O_RDONLY);
+            if (!pl) return ctx(std::move(pl).error_value());
+            auto h = read_slots(*fd, *pl, opt_.lock_timeout);
+            if (!h) return ctx(std::move(h).error_value());
+            if ((h->flags & flag_retired) != 0) continue; // compacted meanwhile: read the new file
+            mailbox_status s;
+            s.exists = h->exists;
+            s.validity = uid_validity{h->uidvalidity};
+            s.uid_next = uid{h->uidnext};
+            s.highest_modseq = modseq{h->highestmodseq};
+            s.guid = std::nullopt;
+            return std::optional<mailbox_status>(s);
+        }
+        return std::optional<mailbox_status>{};
     }
 
     result<uid_set> search(search_program const& p) {
@@ -1401,5 +1445,6 @@ private:
 
 static_assert(backend<mmap_mailbox>);
 static_assert(openable_backend<mmap_mailbox>);
+static_assert(closed_status_backend<mmap_mailbox>);
 
 VFOLDER_END_NAMESPACE
