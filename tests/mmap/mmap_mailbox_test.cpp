@@ -1269,3 +1269,246 @@ TEST_CASE("mmap_mailbox closed_status: a removed mailbox answers not_found namin
     CHECK(cs.error_value().message.find("(for backend mailbox Archive/2020)") != std::string::npos);
     CHECK_FALSE(c.is_open());
 }
+
+// ---------------------------------------------------------------- append_batch
+namespace {
+
+using batch_msg = mmap_mailbox::new_message;
+
+std::size_t files_in(std::string const& d) {
+    std::size_t n = 0;
+    for ([[maybe_unused]] auto const& e : std::filesystem::directory_iterator(d)) ++n;
+    return n;
+}
+
+std::vector<std::string> batch_bodies(std::size_t n, std::string const& tag) {
+    std::vector<std::string> v;
+    for (std::size_t i = 0; i < n; ++i) v.push_back(tag + " body " + std::to_string(i));
+    return v;
+}
+
+std::vector<batch_msg> batch_of(std::vector<std::string> const& bodies) {
+    std::vector<batch_msg> v;
+    for (std::size_t i = 0; i < bodies.size(); ++i)
+        v.push_back({bodies[i], mail_time{static_cast<std::int64_t>(1000 + i)}, system_flag::seen, {}});
+    return v;
+}
+
+} // namespace
+
+TEST_CASE("mmap_mailbox append_batch: one commit, consecutive UIDs, one msg/ fsync, readable everywhere") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{4}).has_value());
+    mmap_mailbox m(dir, own_options("B"));
+    REQUIRE(m.append("first", mail_time{1}).has_value());
+    auto const g0 = m.generation();
+    auto const tail0 = m.tail_count();
+
+    std::vector<std::string> bodies = {"alpha", "", "gamma gamma"};
+    std::vector<batch_msg> msgs = {
+        {bodies[0], mail_time{10}, system_flag::seen | system_flag::recent, kws({"Work", "New1"})},
+        {bodies[1], mail_time{-5}, {}, {}},
+        {bodies[2], mail_time{30}, system_flag::flagged, kws({"New1", "New2"})},
+    };
+    struct reset_hooks {
+        ~reset_hooks() { io_hooks() = {}; }
+    } reset;
+    int dir_syncs = 0, index_syncs = 0, file_syncs = 0;
+    io_hooks().fsync = [&](std::string_view p) {
+        if (p.size() >= 4 && p.substr(p.size() - 4) == "/msg") ++dir_syncs;
+        else if (p.size() >= 6 && p.substr(p.size() - 6) == "/index") ++index_syncs;
+        else ++file_syncs;
+        return 0;
+    };
+    auto r = m.append_batch(msgs);
+    io_hooks() = {};
+    REQUIRE_MESSAGE(r.has_value(), r.error_value().message);
+    REQUIRE(r->size() == 3);
+    CHECK(value((*r)[0]) == 2);
+    CHECK(value((*r)[1]) == 3);
+    CHECK(value((*r)[2]) == 4);
+    CHECK(m.generation() == g0 + 1);                 // one commit
+    CHECK(m.tail_count() == tail0 + 3 + 3);          // three MSG + three new KWDEFs
+    CHECK(dir_syncs == 1);                            // one msg/ fsync for the batch
+    CHECK(file_syncs == 3);                           // each staged file
+    CHECK(index_syncs == 3);                          // recovery + W2 + W6
+    CHECK(files_in(dir + "/tmp") == 0);
+
+    for (mmap_mailbox* h : {&m}) {
+        auto f = h->fetch(uid_set{{2, 4}}, fetch_fields::all);
+        REQUIRE(f.has_value());
+        REQUIRE(f->size() == 3);
+        CHECK((*f)[0].flags == flag_set{system_flag::seen});
+        CHECK((*f)[0].keywords == kws({"Work", "New1"}));
+        CHECK((*f)[1].received == mail_time{-5});
+        CHECK((*f)[2].keywords == kws({"New1", "New2"}));
+        CHECK((*f)[2].size == bodies[2].size());
+    }
+    mmap_mailbox fresh(dir, own_options("F"));
+    auto v1 = snapshot(fresh), v2 = snapshot(m);
+    REQUIRE(v1.has_value());
+    CHECK(*v1 == *v2);
+    for (std::size_t i = 0; i < 3; ++i) {
+        auto body = fresh.read_message((*r)[i]);
+        REQUIRE(body.has_value());
+        CHECK(*body == bodies[i]);
+    }
+    // An empty batch writes nothing.
+    auto e = m.append_batch({});
+    REQUIRE(e.has_value());
+    CHECK(e->empty());
+    CHECK(m.generation() == g0 + 1);
+    // A single append after it continues the UIDs.
+    auto u = m.append("after", mail_time{2});
+    REQUIRE(u.has_value());
+    CHECK(value(*u) == 5);
+}
+
+TEST_CASE("mmap_mailbox append_batch: an invalid message fails the whole batch before anything is written") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{4}).has_value());
+    mmap_mailbox m(dir, own_options("B"));
+    REQUIRE(m.append("first", mail_time{1}).has_value());
+    auto const before = snapshot(m);
+    REQUIRE(before.has_value());
+    auto const g0 = m.generation();
+    auto bodies = batch_bodies(4, "x");
+    auto msgs = batch_of(bodies);
+    SUBCASE("date") { msgs[2].received = mail_time{std::int64_t{1} << 60}; }
+    SUBCASE("keyword") { msgs[3].keywords = kws({"bad keyword"}); }
+    auto r = m.append_batch(msgs);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error_value().is(errc::invalid_argument));
+    CHECK(r.error_value().message.find("of the batch") != std::string::npos);
+    CHECK(m.generation() == g0);
+    CHECK(*snapshot(m) == *before);
+    CHECK(files_in(dir + "/tmp") == 0);
+    CHECK(files_in(dir + "/msg") == 1);
+}
+
+TEST_CASE("mmap_mailbox append_batch: ENOSPC and fsync failures leave nothing visible and the mailbox writable") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{4}).has_value());
+    mmap_mailbox m(dir, own_options("B"));
+    REQUIRE(m.append("first", mail_time{1}).has_value());
+    auto const before = snapshot(m);
+    REQUIRE(before.has_value());
+    struct reset_hooks {
+        ~reset_hooks() { io_hooks() = {}; }
+    } reset;
+    auto ends = [](std::string_view p, std::string_view s) { return p.size() >= s.size() && p.substr(p.size() - s.size()) == s; };
+    auto in_tmp = [](std::string_view p) { return p.find("/tmp/") != std::string_view::npos; };
+    auto bodies = batch_bodies(10, "y");
+    auto const msgs = batch_of(bodies);
+    bool commit_failure = false;
+
+    SUBCASE("ENOSPC staging the 6th file") {
+        int n = 0;
+        io_hooks().write = [&](std::string_view p, std::uint64_t, std::size_t) {
+            return in_tmp(p) && ++n == 6 ? write_decision{0, 3} : write_decision{};
+        };
+    }
+    SUBCASE("fsync of the 4th staged file fails") {
+        int n = 0;
+        io_hooks().fsync = [&](std::string_view p) { return in_tmp(p) && ++n == 4 ? EIO : 0; };
+    }
+    SUBCASE("fsync of msg/ fails (after the renames)") {
+        io_hooks().fsync = [&](std::string_view p) { return ends(p, "/msg") ? EIO : 0; };
+    }
+    SUBCASE("W1: ENOSPC on the index entries") {
+        commit_failure = true;
+        io_hooks().write = [&](std::string_view p, std::uint64_t off, std::size_t) {
+            return ends(p, "/index") && off >= 8192 ? write_decision{ENOSPC, SIZE_MAX} : write_decision{};
+        };
+    }
+    SUBCASE("W2: fdatasync of the entries fails") {
+        commit_failure = true;
+        int n = 0;
+        io_hooks().fsync = [&](std::string_view p) { return ends(p, "/index") && ++n == 2 ? EIO : 0; };
+    }
+    auto r = m.append_batch(msgs);
+    io_hooks() = {};
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error_value().message.find("(for backend mailbox B)") != std::string::npos);
+    CHECK(*snapshot(m) == *before);
+    mmap_mailbox fresh(dir, own_options("F"));
+    CHECK(*snapshot(fresh) == *before);
+    CHECK(files_in(dir + "/tmp") == 0);
+    // Before the commit the batch's files are removed; a failed commit leaves them
+    // above uidnext (invisible), for the sweep or the next append to replace.
+    if (!commit_failure) CHECK(files_in(dir + "/msg") == 1);
+    for (std::uint32_t u = 2; u <= 11; ++u) CHECK_FALSE(fresh.read_message(uid{u}).has_value());
+
+    // The mailbox stays writable, and the same UIDs are handed out again.
+    auto bodies2 = batch_bodies(10, "z");
+    auto again = m.append_batch(batch_of(bodies2));
+    REQUIRE_MESSAGE(again.has_value(), again.error_value().message);
+    CHECK(value(again->front()) == 2);
+    CHECK(value(again->back()) == 11);
+    mmap_mailbox last(dir, own_options("L"));
+    for (std::uint32_t i = 0; i < 10; ++i) {
+        auto b = last.read_message(uid{2 + i});
+        REQUIRE(b.has_value());
+        CHECK(*b == bodies2[i]);
+    }
+}
+
+TEST_CASE("mmap_mailbox append_batch: SIGKILL during batches keeps whole batches only, every acknowledged one") {
+    temp_dir t;
+    std::string const dir = t.path + "/crash";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{5}).has_value());
+    constexpr std::uint32_t batch = 40;
+    std::mt19937 rng(4242);
+    for (int round = 0; round < 3; ++round) {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        pid_t const pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::close(fds[0]);
+            mmap_mailbox c(dir);
+            for (std::uint32_t i = 0;; ++i) {
+                std::vector<std::string> bodies;
+                for (std::uint32_t j = 0; j < batch; ++j) bodies.push_back("m " + std::to_string(i) + "." + std::to_string(j));
+                std::vector<mmap_mailbox::new_message> msgs;
+                for (auto const& b : bodies) msgs.push_back({b, mail_time{static_cast<std::int64_t>(i)}, {}, kws({"K"})});
+                auto u = c.append_batch(msgs);
+                if (!u) {
+                    std::fprintf(stderr, "child: %s\n", u.error_value().message.c_str());
+                    ::_exit(2);
+                }
+                std::uint32_t const v = value(u->back());
+                if (::write(fds[1], &v, sizeof v) != static_cast<ssize_t>(sizeof v)) ::_exit(4);
+            }
+        }
+        ::close(fds[1]);
+        std::vector<std::uint32_t> acked;
+        std::uint32_t v = 0;
+        if (::read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) acked.push_back(v);
+        ::usleep(static_cast<useconds_t>(rng() % 80000));
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        CHECK(WIFSIGNALED(status));
+        while (::read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) acked.push_back(v);
+        ::close(fds[0]);
+        INFO("round ", round, ": ", acked.size(), " batches acknowledged");
+        CHECK(acked.size() > 0);
+        mmap_mailbox m(dir);
+        auto snap = snapshot(m);
+        REQUIRE(snap.has_value());
+        // Each batch is all or nothing: the messages are whole batches of consecutive UIDs.
+        CHECK(snap->st.exists % batch == 0);
+        CHECK((value(snap->st.uid_next) - 1) % batch == 0);
+        uid_set present;
+        for (auto const& r : snap->recs) present.add(value(r.id));
+        for (auto last : acked)
+            for (std::uint32_t u = last + 1 - batch; u <= last; ++u) {
+                CHECK(present.contains(u));
+                CHECK(m.read_message(uid{u}).has_value());
+            }
+    }
+}

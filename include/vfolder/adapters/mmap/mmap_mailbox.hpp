@@ -851,56 +851,120 @@ public:
     /// \brief Appends a message (its octets, received date, flags, keywords) durably;
     /// returns its UID. The message file is written to tmp/, fsynced, renamed to
     /// msg/<uid> and the msg/ directory fsynced before the index commit (§6.1).
+    /// `append_batch` of one message.
     result<uid> append(std::string_view bytes, mail_time received, flag_set flags = {}, keyword_set const& keywords = {}) {
+        new_message const one[1] = {{bytes, received, flags, keywords}};
+        auto r = append_batch(one);
+        if (!r) return std::move(r).error_value();
+        return r->front();
+    }
+
+    /// \brief One message of `append_batch`: its octets (not copied; they must outlive
+    /// the call), received date, flags (`\Recent` is not stored) and keywords.
+    struct new_message {
+        std::string_view bytes;
+        mail_time received{};
+        flag_set flags{};
+        keyword_set keywords{};
+    };
+
+    /// \brief Appends `msgs` durably in ONE index commit; returns their UIDs, consecutive
+    /// and in the order of `msgs` (empty for an empty span, which writes nothing).
+    ///
+    /// Every message is validated first (date range, size, keyword names: nothing is
+    /// written for an invalid batch), then written to tmp/ and fsynced, outside the writer
+    /// lock. Under the writer lock the files are renamed to msg/<uid>, the msg/ directory
+    /// is fsynced once for the whole batch (§6.1), and one transaction appends all the
+    /// entries (KWDEFs for new keywords, then the MSG entries) and publishes one slot.
+    /// All or nothing: a batch that fails before its commit leaves no message visible
+    /// (its files are removed while the writer lock is still held); a failed commit
+    /// leaves at most files above uidnext, which no reader sees and the next writer-open
+    /// sweep (or the next append, renaming over them) removes.
+    result<std::vector<uid>> append_batch(std::span<new_message const> msgs) {
         using namespace mmap_detail;
-        if (value(received) < min_date || value(received) > max_date)
-            return ctx(error{errc::invalid_argument, "received date out of range"});
-        if (bytes.size() > max_message_size) return ctx(error{errc::invalid_argument, "message too large"});
+        auto const where = [&](std::size_t i, std::string what) {
+            if (msgs.size() > 1) what += " (message " + std::to_string(i) + " of the batch)";
+            return what;
+        };
+        for (std::size_t i = 0; i < msgs.size(); ++i) {
+            auto const& m = msgs[i];
+            if (value(m.received) < min_date || value(m.received) > max_date)
+                return ctx(error{errc::invalid_argument, where(i, "received date out of range")});
+            if (m.bytes.size() > max_message_size) return ctx(error{errc::invalid_argument, where(i, "message too large")});
+            for (auto const& k : m.keywords)
+                if (!valid_keyword_name(k))
+                    return ctx(error{errc::invalid_argument, where(i, "invalid keyword name '" + k + "'")});
+        }
+        std::vector<uid> out;
+        if (msgs.empty()) return out;
+        if (msgs.size() > max_tail_count) return ctx(error{errc::invalid_argument, "batch larger than the tail limit"});
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
         // 1. Stage outside the writer lock.
         if (auto r = ensure_loaded(); !r) return std::move(r).error_value();
-        std::string tmp = core_->dir + "/tmp/" + std::to_string(random_u64());
-        {
-            auto fd = unique_fd::open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        std::vector<std::string> tmp;
+        tmp.reserve(msgs.size());
+        std::vector<std::array<std::uint8_t, 16>> ids(msgs.size());
+        struct staging_guard {
+            std::vector<std::string>& files;
+            ~staging_guard() {
+                for (auto const& f : files)
+                    if (!f.empty()) ::unlink(f.c_str());
+            }
+        } staged{tmp};
+        for (std::size_t i = 0; i < msgs.size(); ++i) {
+            std::string p = core_->dir + "/tmp/" + std::to_string(random_u64());
+            auto fd = unique_fd::open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
             for (int attempt = 0; !fd && fd.error_value().is(errc::already_exists) && attempt < 8; ++attempt) {
-                tmp = core_->dir + "/tmp/" + std::to_string(random_u64());
-                fd = unique_fd::open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+                p = core_->dir + "/tmp/" + std::to_string(random_u64());
+                fd = unique_fd::open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
             }
             if (!fd) return ctx(std::move(fd).error_value());
-            auto const data = std::as_bytes(std::span(bytes.data(), bytes.size()));
-            if (auto r = fd->pwrite_all(data, 0); !r) {
-                ::unlink(tmp.c_str());
-                return ctx(std::move(r).error_value());
-            }
-            if (auto r = fd->sync(true); !r) {
-                ::unlink(tmp.c_str());
-                return ctx(std::move(r).error_value());
-            }
+            tmp.push_back(p);
+            auto const data = std::as_bytes(std::span(msgs[i].bytes.data(), msgs[i].bytes.size()));
+            if (auto r = fd->pwrite_all(data, 0); !r) return ctx(std::move(r).error_value());
+            if (auto r = fd->sync(true); !r) return ctx(std::move(r).error_value());
+            auto const digest = sha256(data);
+            std::copy_n(digest.begin(), 16, ids[i].begin());
         }
-        auto const digest = sha256(std::as_bytes(std::span(bytes.data(), bytes.size())));
-        std::uint32_t assigned = 0;
+        // 2. Under the writer lock: rename, one directory fsync, one commit.
+        std::vector<std::string> renamed; // msg/ files of this batch, while not committed
         auto r = transact([&](txn& t) -> result<void> {
-            if (core_->st.hdr.uidnext == 0xFFFFFFFFU) return error{errc::not_possible, "UIDs exhausted"};
-            msg_image img;
-            img.uid = core_->st.hdr.uidnext;
-            img.sysflags = flags.storable().bits();
-            img.date = value(received);
-            img.size = bytes.size();
-            std::copy_n(digest.begin(), 16, img.content_id.begin());
-            if (auto k = t.set_keywords(img, keywords); !k) return k;
-            if (::rename(tmp.c_str(), msg_path(img.uid).c_str()) != 0)
-                return sys_error(errno, "cannot rename into", msg_path(img.uid));
-            if (auto s = sync_dir(core_->dir + "/msg"); !s) return s;
-            t.add_msg(img, true);
-            assigned = img.uid;
+            auto undo = [&](error e) -> result<void> {
+                // Still under the writer lock: nobody else can have used these UIDs.
+                for (auto const& f : renamed) ::unlink(f.c_str());
+                renamed.clear();
+                return e;
+            };
+            if (std::uint64_t{t.h.uidnext} + msgs.size() > 0xFFFFFFFFULL)
+                return error{errc::not_possible, "UIDs exhausted"};
+            std::vector<msg_image> imgs(msgs.size());
+            for (std::size_t i = 0; i < msgs.size(); ++i) {
+                msg_image& img = imgs[i];
+                img.uid = t.h.uidnext + static_cast<std::uint32_t>(i);
+                img.sysflags = msgs[i].flags.storable().bits();
+                img.date = value(msgs[i].received);
+                img.size = msgs[i].bytes.size();
+                img.content_id = ids[i];
+                if (auto k = t.set_keywords(img, msgs[i].keywords); !k) return undo(std::move(k).error_value());
+            }
+            for (std::size_t i = 0; i < msgs.size(); ++i) {
+                std::string const dst = msg_path(imgs[i].uid);
+                if (::rename(tmp[i].c_str(), dst.c_str()) != 0) return undo(sys_error(errno, "cannot rename into", dst));
+                tmp[i].clear();
+                renamed.push_back(dst);
+            }
+            if (auto s = sync_dir(core_->dir + "/msg"); !s) return undo(std::move(s).error_value());
+            for (auto const& img : imgs) t.add_msg(img, true);
+            renamed.clear(); // from here a failure is the commit's: the files stay (see above)
+            for (auto const& img : imgs) out.push_back(uid{img.uid});
             return {};
         });
         if (!r) {
-            ::unlink(tmp.c_str());
+            out.clear();
             return std::move(r).error_value();
         }
-        return uid{assigned};
+        return out;
     }
 
     /// \brief The octets of live message `u` (`not_found` if it is not live).
