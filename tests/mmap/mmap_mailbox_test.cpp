@@ -1404,15 +1404,14 @@ TEST_CASE("mmap_mailbox append_batch: ENOSPC and fsync failures leave nothing vi
     auto bodies = batch_bodies(10, "y");
     auto const msgs = batch_of(bodies);
     bool commit_failure = false;
+    int n = 0; // the hooks' counter: it must outlive the SUBCASE blocks that install them
 
     SUBCASE("ENOSPC staging the 6th file") {
-        int n = 0;
         io_hooks().write = [&](std::string_view p, std::uint64_t, std::size_t) {
             return in_tmp(p) && ++n == 6 ? write_decision{0, 3} : write_decision{};
         };
     }
     SUBCASE("fsync of the 4th staged file fails") {
-        int n = 0;
         io_hooks().fsync = [&](std::string_view p) { return in_tmp(p) && ++n == 4 ? EIO : 0; };
     }
     SUBCASE("fsync of msg/ fails (after the renames)") {
@@ -1426,7 +1425,6 @@ TEST_CASE("mmap_mailbox append_batch: ENOSPC and fsync failures leave nothing vi
     }
     SUBCASE("W2: fdatasync of the entries fails") {
         commit_failure = true;
-        int n = 0;
         io_hooks().fsync = [&](std::string_view p) { return ends(p, "/index") && ++n == 2 ? EIO : 0; };
     }
     auto r = m.append_batch(msgs);
