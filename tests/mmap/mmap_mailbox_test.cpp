@@ -2,6 +2,9 @@
 // test against memory_mailbox, crash test.
 #include <vfolder/adapters/mmap/mmap_mailbox.hpp>
 #include <vfolder/adapters/memory/memory_mailbox.hpp>
+#include <vfolder/adapters/mmap/mmap_provider.hpp>
+#include <vfolder/adapters/mmap/mmap_store.hpp>
+#include <vfolder/engine/folder.hpp>
 
 #include <doctest/doctest.h>
 
@@ -1509,4 +1512,47 @@ TEST_CASE("mmap_mailbox append_batch: SIGKILL during batches keeps whole batches
                 CHECK(m.read_message(uid{u}).has_value());
             }
     }
+}
+
+TEST_CASE("mmap_mailbox closed_status: the engine does not reopen closed unchanged mmap backends") {
+    // Three mailboxes, max_open_backends = 1: after the first sync two backends are
+    // closed. Their bases are then damaged behind the engine's back (header slots intact):
+    // a second sync that reopened a backend would report `corrupted`; with closed_status
+    // it reads the slots, sees nothing changed and leaves them closed.
+    temp_dir t;
+    mmap_provider p(t.path);
+    std::vector<std::string> names = {"a", "b", "c"};
+    for (auto const& n : names) {
+        REQUIRE(p.create(n).has_value());
+        auto mb = p.make(n);
+        REQUIRE(mb.has_value());
+        for (int i = 0; i < 3; ++i) REQUIRE(mb->append("m", mail_time{100 + i}).has_value());
+        REQUIRE(mb->compact().has_value()); // the messages are in the base
+    }
+    auto def = folder_definition::make(names, "all");
+    REQUIRE(def.has_value());
+    auto st = mmap_store::open(t.path + "/store");
+    REQUIRE(st.has_value());
+    folder_options o;
+    o.max_open_backends = 1;
+    auto f = folder<mmap_provider, mmap_store>::open(*def, p, std::move(*st), std::move(o));
+    REQUIRE_MESSAGE(f.has_value(), f.error_value().message);
+    auto r1 = f->sync();
+    REQUIRE_MESSAGE(r1.has_value(), r1.error_value().message);
+    CHECK(f->size() == 9);
+    for (auto const& n : names) {
+        std::string const index = p.directory_of(n) + "/index";
+        auto bytes = read_file(index);
+        REQUIRE(bytes.size() > base_off + 40);
+        bytes[base_off + 20] ^= std::byte{0x5A};
+        write_file(index, bytes);
+        mmap_mailbox probe(p.directory_of(n), own_options("probe"));
+        auto o2 = probe.open();
+        REQUIRE_FALSE(o2.has_value()); // a full open would fail now
+        CHECK(o2.error_value().is(errc::corrupted));
+    }
+    auto r2 = f->sync();
+    REQUIRE_MESSAGE(r2.has_value(), r2.error_value().message);
+    CHECK(r2->empty());
+    CHECK(f->size() == 9);
 }
