@@ -6,8 +6,10 @@
 //                                          of durability every commit below pays (twice per
 //                                          index commit, once per store commit)
 //   BM_mmap_append/<dir|stage>             one durable append (one commit) per iteration
+//   BM_mmap_append_batch/<dir|stage>/<batch>
+//                                          one append_batch of `batch` messages (one index
+//                                          commit, one msg/ fsync) per iteration
 //   BM_mmap_flags_commit/<dir>/<batch>     update_flags of `batch` messages in one commit
-//                                          (there is no batch append in the public API)
 //   BM_mmap_open/<N>                       open + validate a compacted mailbox of N messages
 //   BM_mmap_changes_since/<N>/<k>          changes_since(highestmodseq - k) on an open handle
 //   BM_mmap_engine_<workload>/<impl>/<N>/<B or k>
@@ -186,6 +188,43 @@ void bm_append(benchmark::State& st) {
     mb.close();
     must(vf::mmap_mailbox::remove(dir), "remove " + dir);
     st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+    st.SetLabel(label_of(root));
+}
+
+// One append_batch of `batch` messages per iteration (one index commit, one msg/ fsync,
+// one fsync per message file) into a mailbox that grows over the run. Args: 0 = the work
+// dir, 1 = the staging dir; the batch size. items/s counts messages.
+void bm_append_batch(benchmark::State& st) {
+    std::string const root = st.range(0) == 0 ? g_dir + "/run" : g_stage;
+    auto const batch = static_cast<std::size_t>(st.range(1));
+    std::string const dir = root + "/append-batch-" + std::to_string(::getpid());
+    if (fs::exists(dir)) must(vf::mmap_mailbox::remove(dir), "remove " + dir);
+    must(vf::mmap_mailbox::create(dir, vf::uid_validity{1}), "create " + dir);
+    vf::mmap_mailbox mb(dir);
+    must(mb.open(), "open " + dir);
+    bench::rng r(12);
+    std::int64_t t = base_time;
+    bool ok = true;
+    u32 last = 0;
+    std::vector<vf::mmap_mailbox::new_message> msgs(batch);
+    for (auto _ : st) {
+        st.PauseTiming();
+        for (auto& m : msgs) {
+            t += 1 + r.between(0, 60);
+            m = {message_body(), vf::mail_time{t}, {}, {}};
+        }
+        st.ResumeTiming();
+        auto u = mb.append_batch(msgs);
+        ok = u.has_value() && u->size() == batch && vf::value(u->front()) == last + 1 && ok;
+        if (u && !u->empty()) last = vf::value(u->back());
+    }
+    auto s = mb.status();
+    auto const want = static_cast<u64>(st.iterations()) * batch;
+    if (bench::check(st, ok && s.has_value(), "append_batch result"))
+        bench::check(st, s->exists == last && last == want, "message count after the batches");
+    mb.close();
+    must(vf::mmap_mailbox::remove(dir), "remove " + dir);
+    st.SetItemsProcessed(static_cast<std::int64_t>(want));
     st.SetLabel(label_of(root));
 }
 
@@ -767,6 +806,11 @@ void register_all() {
     benchmark::RegisterBenchmark("BM_mmap_fdatasync", bm_fdatasync)->Unit(kMicrosecond)->UseRealTime();
     benchmark::RegisterBenchmark("BM_mmap_append/dir", bm_append)->Arg(0)->Unit(kMicrosecond)->UseRealTime();
     benchmark::RegisterBenchmark("BM_mmap_append/stage", bm_append)->Arg(1)->Unit(kMicrosecond)->UseRealTime();
+    // Each iteration fsyncs 1000 message files: a few iterations suffice (and bound the
+    // run): 5 by default, 1 in the smoke test (--engine-iters=2).
+    benchmark::RegisterBenchmark("BM_mmap_append_batch/dir", bm_append_batch)->Args({0, 1000})->Unit(kMillisecond)->UseRealTime()
+        ->Iterations(std::clamp<std::int64_t>(g_engine_iters / 10, 1, 5));
+    benchmark::RegisterBenchmark("BM_mmap_append_batch/stage", bm_append_batch)->Args({1, 1000})->Unit(kMillisecond)->UseRealTime();
     for (std::int64_t batch : {1, 1000})
         if (static_cast<std::size_t>(batch) <= g_plain_n)
             benchmark::RegisterBenchmark("BM_mmap_flags_commit/dir", bm_flags_commit)->Arg(batch)->Unit(kMicrosecond)->UseRealTime();

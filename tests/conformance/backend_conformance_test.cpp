@@ -1,6 +1,7 @@
-// The backend conformance suite: rules B1-B9 of vfolder::backend and O1-O3 of
-// vfolder::openable_backend (concepts.hpp), one TEST_CASE_TEMPLATE per rule, run on every
-// fixture of VFOLDER_BACKEND_FIXTURES (backend_fixture.hpp explains how an adapter joins).
+// The backend conformance suite: rules B1-B9 of vfolder::backend, O1-O3 of
+// vfolder::openable_backend and O4 of vfolder::closed_status_backend (concepts.hpp), one
+// TEST_CASE_TEMPLATE per rule, run on every fixture of VFOLDER_BACKEND_FIXTURES
+// (backend_fixture.hpp explains how an adapter joins).
 //
 // Every test drives the backend through a `harness`, which mirrors each write (the
 // fixture's host-side ones and the backend's own) in a naive model: a std::map from UID to
@@ -1052,5 +1053,57 @@ TEST_CASE_TEMPLATE("O3 close loses nothing committed", F, VFOLDER_BACKEND_FIXTUR
         REQUIRE(h.be().open().has_value());
         h.check_state();
         h.check_changes(s);
+    }
+}
+
+// ============================================================================ O4
+
+TEST_CASE_TEMPLATE("O4 closed_status: a closed backend tells the status open() would show", F,
+                   VFOLDER_BACKEND_FIXTURES) {
+    if constexpr (closed_status_backend<typename F::backend_type>) {
+        harness<F> h;
+        auto& b = h.be();
+        // What closed_status answers now must be what status answers after open; the
+        // backend is left closed by closed_status.
+        auto const check = [&](char const* when) {
+            INFO("after: ", when);
+            b.close();
+            REQUIRE_FALSE(b.is_open());
+            auto cs = b.closed_status();
+            REQUIRE_MESSAGE(cs.has_value(), what(cs));
+            CHECK_FALSE(b.is_open());
+            REQUIRE(b.open().has_value());
+            auto const st = h.status();
+            if (cs->has_value()) {
+                CHECK(**cs == st);
+                CHECK((*cs)->exists == h.messages().size());
+            }
+        };
+        check("nothing");
+        auto const u = populate(h);
+        check("appends and expunges");
+        b.close();
+        h.append(day(20), system_flag::seen, kws({"Late"}), 10); // while closed
+        check("an append while closed");
+        b.close();
+        h.host_set_flags(u[0], system_flag::flagged);
+        check("a flag change while closed");
+        b.close();
+        h.host_set_keywords(u[1], kws({"Other"}));
+        check("a keyword change while closed");
+        b.close();
+        h.host_expunge(u[2]);
+        check("an expunge while closed");
+        h.update_flags(set_of({u[4]}), modify_op::add, system_flag::seen);
+        check("the backend's own flag change");
+        h.check_state();
+
+        b.close();
+        h.f.delete_mailbox();
+        auto gone = b.closed_status();
+        REQUIRE_FALSE(gone.has_value());
+        CHECK(gone.error_value().is(errc::not_found));
+        CHECK(contains(gone.error_value().message, "(for backend mailbox " + h.f.mailbox_name() + ")"));
+        CHECK_FALSE(b.is_open());
     }
 }

@@ -2,6 +2,9 @@
 // test against memory_mailbox, crash test.
 #include <vfolder/adapters/mmap/mmap_mailbox.hpp>
 #include <vfolder/adapters/memory/memory_mailbox.hpp>
+#include <vfolder/adapters/mmap/mmap_provider.hpp>
+#include <vfolder/adapters/mmap/mmap_store.hpp>
+#include <vfolder/engine/folder.hpp>
 
 #include <doctest/doctest.h>
 #include "support/temp_dir.hpp"
@@ -1631,4 +1634,393 @@ TEST_CASE("mmap_mailbox retention: prunable tombstones make compaction at close 
     slot_fields const h = newest_slot(dir + "/index");
     CHECK(h.tomb_count == 1);
     CHECK(h.vanished_floor > 0);
+}
+
+// ---------------------------------------------------------------- closed_status (rule O4)
+namespace {
+
+mailbox_status status_after_open(std::string const& dir) {
+    mmap_mailbox m(dir, own_options("O"));
+    REQUIRE(m.open().has_value());
+    auto s = m.status();
+    REQUIRE(s.has_value());
+    return *s;
+}
+
+void check_closed_status(mmap_mailbox& c, std::string const& dir) {
+    REQUIRE_FALSE(c.is_open());
+    auto cs = c.closed_status();
+    REQUIRE_MESSAGE(cs.has_value(), cs.error_value().message);
+    REQUIRE(cs->has_value());
+    auto const want = status_after_open(dir);
+    CHECK(**cs == want);
+    // It loaded nothing: the handle is still closed and joined no state.
+    CHECK_FALSE(c.is_open());
+    CHECK(c.shared_handles() == 0);
+    CHECK(c.reader_stats().full_loads == 0);
+}
+
+} // namespace
+
+TEST_CASE("mmap_mailbox closed_status: equals status() after open across appends, expunges, flags, compaction") {
+    static_assert(closed_status_backend<mmap_mailbox>);
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{77}).has_value());
+    mmap_mailbox c(dir, own_options("C"));
+    mmap_mailbox w(dir, own_options("W"));
+    check_closed_status(c, dir);
+    for (int i = 0; i < 5; ++i) REQUIRE(w.append("m" + std::to_string(i), mail_time{100 + i}).has_value());
+    check_closed_status(c, dir);
+    REQUIRE(w.update_flags(uid_set{{2, 3}}, modify_op::add, system_flag::seen).has_value());
+    check_closed_status(c, dir);
+    REQUIRE(w.update_keywords(uid_set{{1, 1}}, modify_op::add, kws({"Work"})).has_value());
+    check_closed_status(c, dir);
+    REQUIRE(w.expunge(uid_set{{2, 2}}).has_value());
+    auto cs = c.closed_status();
+    REQUIRE(cs.has_value());
+    REQUIRE(cs->has_value());
+    CHECK((*cs)->exists == 4);
+    CHECK(value((*cs)->uid_next) == 6);
+    CHECK(value((*cs)->validity) == 77);
+    check_closed_status(c, dir);
+    REQUIRE(w.compact().has_value());
+    check_closed_status(c, dir);
+    // A handle that was open and closed again answers the same.
+    REQUIRE(c.open().has_value());
+    auto open_st = c.status();
+    REQUIRE(open_st.has_value());
+    auto while_open = c.closed_status();
+    REQUIRE(while_open.has_value());
+    CHECK(**while_open == *open_st);
+    c.close();
+    REQUIRE(w.append("late", mail_time{300}).has_value());
+    check_closed_status(c, dir);
+}
+
+TEST_CASE("mmap_mailbox closed_status: reads only the header slot (a damaged base is found by open, not by it)") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    {
+        mmap_mailbox w(dir, own_options("W"));
+        for (int i = 0; i < 3; ++i) REQUIRE(w.append("m", mail_time{i}).has_value());
+        REQUIRE(w.compact().has_value()); // the messages are in the base now
+    }
+    auto const want = status_after_open(dir);
+    auto f = read_file(dir + "/index");
+    REQUIRE(f.size() > base_off + 40);
+    f[base_off + 20] ^= std::byte{0x5A}; // inside the first LIVE entry: base_crc fails
+    write_file(dir + "/index", f);
+    mmap_mailbox c(dir, own_options("C"));
+    auto cs = c.closed_status();
+    REQUIRE_MESSAGE(cs.has_value(), cs.error_value().message);
+    REQUIRE(cs->has_value());
+    CHECK(**cs == want);
+    CHECK_FALSE(c.is_open());
+    auto o = c.open();
+    REQUIRE_FALSE(o.has_value()); // open validates the whole file
+    CHECK(o.error_value().is(errc::corrupted));
+}
+
+TEST_CASE("mmap_mailbox closed_status: a removed mailbox answers not_found naming itself") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    mmap_mailbox c(dir, own_options("Archive/2020"));
+    REQUIRE(c.closed_status().has_value());
+    SUBCASE("removed") { REQUIRE(mmap_mailbox::remove(dir).has_value()); }
+    SUBCASE("index gone (an interrupted remove)") { REQUIRE(::unlink((dir + "/index").c_str()) == 0); }
+    SUBCASE("never created") {
+        c = mmap_mailbox(t.path + "/nothing", own_options("Archive/2020"));
+    }
+    auto cs = c.closed_status();
+    REQUIRE_FALSE(cs.has_value());
+    CHECK(cs.error_value().is(errc::not_found));
+    CHECK(cs.error_value().message.find("(for backend mailbox Archive/2020)") != std::string::npos);
+    CHECK_FALSE(c.is_open());
+}
+
+// ---------------------------------------------------------------- append_batch
+namespace {
+
+using batch_msg = mmap_mailbox::new_message;
+
+std::size_t files_in(std::string const& d) {
+    std::size_t n = 0;
+    for ([[maybe_unused]] auto const& e : std::filesystem::directory_iterator(d)) ++n;
+    return n;
+}
+
+std::vector<std::string> batch_bodies(std::size_t n, std::string const& tag) {
+    std::vector<std::string> v;
+    for (std::size_t i = 0; i < n; ++i) v.push_back(tag + " body " + std::to_string(i));
+    return v;
+}
+
+std::vector<batch_msg> batch_of(std::vector<std::string> const& bodies) {
+    std::vector<batch_msg> v;
+    for (std::size_t i = 0; i < bodies.size(); ++i)
+        v.push_back({bodies[i], mail_time{static_cast<std::int64_t>(1000 + i)}, system_flag::seen, {}});
+    return v;
+}
+
+} // namespace
+
+TEST_CASE("mmap_mailbox append_batch: one commit, consecutive UIDs, one msg/ fsync, readable everywhere") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{4}).has_value());
+    mmap_mailbox m(dir, own_options("B"));
+    REQUIRE(m.append("first", mail_time{1}).has_value());
+    auto const g0 = m.generation();
+    auto const tail0 = m.tail_count();
+
+    std::vector<std::string> bodies = {"alpha", "", "gamma gamma"};
+    std::vector<batch_msg> msgs = {
+        {bodies[0], mail_time{10}, system_flag::seen | system_flag::recent, kws({"Work", "New1"})},
+        {bodies[1], mail_time{-5}, {}, {}},
+        {bodies[2], mail_time{30}, system_flag::flagged, kws({"New1", "New2"})},
+    };
+    struct reset_hooks {
+        ~reset_hooks() { io_hooks() = {}; }
+    } reset;
+    int dir_syncs = 0, index_syncs = 0, file_syncs = 0;
+    io_hooks().fsync = [&](std::string_view p) {
+        if (p.size() >= 4 && p.substr(p.size() - 4) == "/msg") ++dir_syncs;
+        else if (p.size() >= 6 && p.substr(p.size() - 6) == "/index") ++index_syncs;
+        else ++file_syncs;
+        return 0;
+    };
+    auto r = m.append_batch(msgs);
+    io_hooks() = {};
+    REQUIRE_MESSAGE(r.has_value(), r.error_value().message);
+    REQUIRE(r->size() == 3);
+    CHECK(value((*r)[0]) == 2);
+    CHECK(value((*r)[1]) == 3);
+    CHECK(value((*r)[2]) == 4);
+    CHECK(m.generation() == g0 + 1);                 // one commit
+    CHECK(m.tail_count() == tail0 + 3 + 3);          // three MSG + three new KWDEFs
+    CHECK(dir_syncs == 1);                            // one msg/ fsync for the batch
+    CHECK(file_syncs == 3);                           // each staged file
+    CHECK(index_syncs == 3);                          // recovery + W2 + W6
+    CHECK(files_in(dir + "/tmp") == 0);
+
+    for (mmap_mailbox* h : {&m}) {
+        auto f = h->fetch(uid_set{{2, 4}}, fetch_fields::all);
+        REQUIRE(f.has_value());
+        REQUIRE(f->size() == 3);
+        CHECK((*f)[0].flags == flag_set{system_flag::seen});
+        CHECK((*f)[0].keywords == kws({"Work", "New1"}));
+        CHECK((*f)[1].received == mail_time{-5});
+        CHECK((*f)[2].keywords == kws({"New1", "New2"}));
+        CHECK((*f)[2].size == bodies[2].size());
+    }
+    mmap_mailbox fresh(dir, own_options("F"));
+    auto v1 = snapshot(fresh), v2 = snapshot(m);
+    REQUIRE(v1.has_value());
+    CHECK(*v1 == *v2);
+    for (std::size_t i = 0; i < 3; ++i) {
+        auto body = fresh.read_message((*r)[i]);
+        REQUIRE(body.has_value());
+        CHECK(*body == bodies[i]);
+    }
+    // An empty batch writes nothing.
+    auto e = m.append_batch({});
+    REQUIRE(e.has_value());
+    CHECK(e->empty());
+    CHECK(m.generation() == g0 + 1);
+    // A single append after it continues the UIDs.
+    auto u = m.append("after", mail_time{2});
+    REQUIRE(u.has_value());
+    CHECK(value(*u) == 5);
+}
+
+TEST_CASE("mmap_mailbox append_batch: an invalid message fails the whole batch before anything is written") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{4}).has_value());
+    mmap_mailbox m(dir, own_options("B"));
+    REQUIRE(m.append("first", mail_time{1}).has_value());
+    auto const before = snapshot(m);
+    REQUIRE(before.has_value());
+    auto const g0 = m.generation();
+    auto bodies = batch_bodies(4, "x");
+    auto msgs = batch_of(bodies);
+    SUBCASE("date") { msgs[2].received = mail_time{std::int64_t{1} << 60}; }
+    SUBCASE("keyword") { msgs[3].keywords = kws({"bad keyword"}); }
+    auto r = m.append_batch(msgs);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error_value().is(errc::invalid_argument));
+    CHECK(r.error_value().message.find("of the batch") != std::string::npos);
+    CHECK(m.generation() == g0);
+    CHECK(*snapshot(m) == *before);
+    CHECK(files_in(dir + "/tmp") == 0);
+    CHECK(files_in(dir + "/msg") == 1);
+}
+
+TEST_CASE("mmap_mailbox append_batch: ENOSPC and fsync failures leave nothing visible and the mailbox writable") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{4}).has_value());
+    mmap_mailbox m(dir, own_options("B"));
+    REQUIRE(m.append("first", mail_time{1}).has_value());
+    auto const before = snapshot(m);
+    REQUIRE(before.has_value());
+    struct reset_hooks {
+        ~reset_hooks() { io_hooks() = {}; }
+    } reset;
+    auto ends = [](std::string_view p, std::string_view s) { return p.size() >= s.size() && p.substr(p.size() - s.size()) == s; };
+    auto in_tmp = [](std::string_view p) { return p.find("/tmp/") != std::string_view::npos; };
+    auto bodies = batch_bodies(10, "y");
+    auto const msgs = batch_of(bodies);
+    bool commit_failure = false;
+    int n = 0; // the hooks' counter: it must outlive the SUBCASE blocks that install them
+
+    SUBCASE("ENOSPC staging the 6th file") {
+        io_hooks().write = [&](std::string_view p, std::uint64_t, std::size_t) {
+            return in_tmp(p) && ++n == 6 ? write_decision{0, 3} : write_decision{};
+        };
+    }
+    SUBCASE("fsync of the 4th staged file fails") {
+        io_hooks().fsync = [&](std::string_view p) { return in_tmp(p) && ++n == 4 ? EIO : 0; };
+    }
+    SUBCASE("fsync of msg/ fails (after the renames)") {
+        io_hooks().fsync = [&](std::string_view p) { return ends(p, "/msg") ? EIO : 0; };
+    }
+    SUBCASE("W1: ENOSPC on the index entries") {
+        commit_failure = true;
+        io_hooks().write = [&](std::string_view p, std::uint64_t off, std::size_t) {
+            return ends(p, "/index") && off >= 8192 ? write_decision{ENOSPC, SIZE_MAX} : write_decision{};
+        };
+    }
+    SUBCASE("W2: fdatasync of the entries fails") {
+        commit_failure = true;
+        io_hooks().fsync = [&](std::string_view p) { return ends(p, "/index") && ++n == 2 ? EIO : 0; };
+    }
+    auto r = m.append_batch(msgs);
+    io_hooks() = {};
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error_value().message.find("(for backend mailbox B)") != std::string::npos);
+    CHECK(*snapshot(m) == *before);
+    mmap_mailbox fresh(dir, own_options("F"));
+    CHECK(*snapshot(fresh) == *before);
+    CHECK(files_in(dir + "/tmp") == 0);
+    // Before the commit the batch's files are removed; a failed commit leaves them
+    // above uidnext (invisible), for the sweep or the next append to replace.
+    if (!commit_failure) CHECK(files_in(dir + "/msg") == 1);
+    for (std::uint32_t u = 2; u <= 11; ++u) CHECK_FALSE(fresh.read_message(uid{u}).has_value());
+
+    // The mailbox stays writable, and the same UIDs are handed out again.
+    auto bodies2 = batch_bodies(10, "z");
+    auto again = m.append_batch(batch_of(bodies2));
+    REQUIRE_MESSAGE(again.has_value(), again.error_value().message);
+    CHECK(value(again->front()) == 2);
+    CHECK(value(again->back()) == 11);
+    mmap_mailbox last(dir, own_options("L"));
+    for (std::uint32_t i = 0; i < 10; ++i) {
+        auto b = last.read_message(uid{2 + i});
+        REQUIRE(b.has_value());
+        CHECK(*b == bodies2[i]);
+    }
+}
+
+TEST_CASE("mmap_mailbox append_batch: SIGKILL during batches keeps whole batches only, every acknowledged one") {
+    temp_dir t;
+    std::string const dir = t.path + "/crash";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{5}).has_value());
+    constexpr std::uint32_t batch = 40;
+    std::mt19937 rng(4242);
+    for (int round = 0; round < 3; ++round) {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        pid_t const pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::close(fds[0]);
+            mmap_mailbox c(dir);
+            for (std::uint32_t i = 0;; ++i) {
+                std::vector<std::string> bodies;
+                for (std::uint32_t j = 0; j < batch; ++j) bodies.push_back("m " + std::to_string(i) + "." + std::to_string(j));
+                std::vector<mmap_mailbox::new_message> msgs;
+                for (auto const& b : bodies) msgs.push_back({b, mail_time{static_cast<std::int64_t>(i)}, {}, kws({"K"})});
+                auto u = c.append_batch(msgs);
+                if (!u) {
+                    std::fprintf(stderr, "child: %s\n", u.error_value().message.c_str());
+                    ::_exit(2);
+                }
+                std::uint32_t const v = value(u->back());
+                if (::write(fds[1], &v, sizeof v) != static_cast<ssize_t>(sizeof v)) ::_exit(4);
+            }
+        }
+        ::close(fds[1]);
+        std::vector<std::uint32_t> acked;
+        std::uint32_t v = 0;
+        if (::read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) acked.push_back(v);
+        ::usleep(static_cast<useconds_t>(rng() % 80000));
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        CHECK(WIFSIGNALED(status));
+        while (::read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) acked.push_back(v);
+        ::close(fds[0]);
+        INFO("round ", round, ": ", acked.size(), " batches acknowledged");
+        CHECK(acked.size() > 0);
+        mmap_mailbox m(dir);
+        auto snap = snapshot(m);
+        REQUIRE(snap.has_value());
+        // Each batch is all or nothing: the messages are whole batches of consecutive UIDs.
+        CHECK(snap->st.exists % batch == 0);
+        CHECK((value(snap->st.uid_next) - 1) % batch == 0);
+        uid_set present;
+        for (auto const& r : snap->recs) present.add(value(r.id));
+        for (auto last : acked)
+            for (std::uint32_t u = last + 1 - batch; u <= last; ++u) {
+                CHECK(present.contains(u));
+                CHECK(m.read_message(uid{u}).has_value());
+            }
+    }
+}
+
+TEST_CASE("mmap_mailbox closed_status: the engine does not reopen closed unchanged mmap backends") {
+    // Three mailboxes, max_open_backends = 1: after the first sync two backends are
+    // closed. Their bases are then damaged behind the engine's back (header slots intact):
+    // a second sync that reopened a backend would report `corrupted`; with closed_status
+    // it reads the slots, sees nothing changed and leaves them closed.
+    temp_dir t;
+    mmap_provider p(t.path);
+    std::vector<std::string> names = {"a", "b", "c"};
+    for (auto const& n : names) {
+        REQUIRE(p.create(n).has_value());
+        auto mb = p.make(n);
+        REQUIRE(mb.has_value());
+        for (int i = 0; i < 3; ++i) REQUIRE(mb->append("m", mail_time{100 + i}).has_value());
+        REQUIRE(mb->compact().has_value()); // the messages are in the base
+    }
+    auto def = folder_definition::make(names, "all");
+    REQUIRE(def.has_value());
+    auto st = mmap_store::open(t.path + "/store");
+    REQUIRE(st.has_value());
+    folder_options o;
+    o.max_open_backends = 1;
+    auto f = folder<mmap_provider, mmap_store>::open(*def, p, std::move(*st), std::move(o));
+    REQUIRE_MESSAGE(f.has_value(), f.error_value().message);
+    auto r1 = f->sync();
+    REQUIRE_MESSAGE(r1.has_value(), r1.error_value().message);
+    CHECK(f->size() == 9);
+    for (auto const& n : names) {
+        std::string const index = p.directory_of(n) + "/index";
+        auto bytes = read_file(index);
+        REQUIRE(bytes.size() > base_off + 40);
+        bytes[base_off + 20] ^= std::byte{0x5A};
+        write_file(index, bytes);
+        mmap_mailbox probe(p.directory_of(n), own_options("probe"));
+        auto o2 = probe.open();
+        REQUIRE_FALSE(o2.has_value()); // a full open would fail now
+        CHECK(o2.error_value().is(errc::corrupted));
+    }
+    auto r2 = f->sync();
+    REQUIRE_MESSAGE(r2.has_value(), r2.error_value().message);
+    CHECK(r2->empty());
+    CHECK(f->size() == 9);
 }

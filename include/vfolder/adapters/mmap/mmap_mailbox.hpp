@@ -2,8 +2,8 @@
 /// \brief `mmap_mailbox`: the reference on-disk mailbox (docs/mmap-format.md, after
 /// MAILBOX-FORMAT.md): a directory with `index` (two header slots, an immutable base, an
 /// append-only tail of 96-byte entries, all CRC-32C checked), `writer.lock`,
-/// `publish.lock`, `msg/<uid>` and `tmp/`. Models `vfolder::backend` and
-/// `openable_backend`.
+/// `publish.lock`, `msg/<uid>` and `tmp/`. Models `vfolder::backend`,
+/// `openable_backend` and `closed_status_backend`.
 ///
 /// Every handle is both reader and writer. A write takes `flock(writer.lock, LOCK_EX)` for
 /// the transaction, catches up with the file, appends entries past the committed end,
@@ -893,6 +893,50 @@ public:
         return s;
     }
 
+    /// \brief `status()` without opening (rule O4, `closed_status_backend`): O(1), like a
+    /// mailbox list index. On an open handle it is `status()`. On a closed one it opens
+    /// `index` read-only, copies the header slots under the shared publish lock exactly as
+    /// a refresh does (the file size taken after the copy), and derives the status from the
+    /// newest valid slot (`exists`, `uidnext`, `highestmodseq`, `uidvalidity`; no guid,
+    /// like `status()`); it loads nothing, joins no shared state and leaves the handle
+    /// closed. A removed mailbox (no directory or no index) answers `not_found`. Only the
+    /// slot's own checks run: damage in the base or the tail is found by the next `open()`
+    /// (a header slot that fails its CRC or checks is skipped, as `open()` skips it).
+    /// nullopt when the file was replaced (RETIRED) on every one of three attempts.
+    result<std::optional<mailbox_status>> closed_status() {
+        using namespace mmap_detail;
+        if (is_open()) {
+            auto s = status();
+            if (!s) return std::move(s).error_value();
+            return std::optional<mailbox_status>(*s);
+        }
+        struct stat dst {};
+        if (::stat(dir_.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode))
+            return ctx(error{errc::not_found, "Mailbox doesn't exist"});
+        if (!opt_.allow_remote_fs)
+            if (auto r = check_local_filesystem(dir_); !r) return ctx(std::move(r).error_value());
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            auto fd = unique_fd::open(dir_ + "/index", O_RDONLY | O_NOFOLLOW);
+            if (!fd) {
+                if (fd.error_value().is(errc::not_found)) return ctx(error{errc::not_found, "Mailbox doesn't exist"});
+                return ctx(std::move(fd).error_value());
+            }
+            auto pl = unique_fd::open(dir_ + "/publish.lock", O_RDONLY);
+            if (!pl) return ctx(std::move(pl).error_value());
+            auto h = read_slots(*fd, *pl, opt_.lock_timeout);
+            if (!h) return ctx(std::move(h).error_value());
+            if ((h->flags & flag_retired) != 0) continue; // compacted meanwhile: read the new file
+            mailbox_status s;
+            s.exists = h->exists;
+            s.validity = uid_validity{h->uidvalidity};
+            s.uid_next = uid{h->uidnext};
+            s.highest_modseq = modseq{h->highestmodseq};
+            s.guid = std::nullopt;
+            return std::optional<mailbox_status>(s);
+        }
+        return std::optional<mailbox_status>{};
+    }
+
     result<uid_set> search(search_program const& p) {
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
@@ -1019,56 +1063,133 @@ public:
     /// \brief Appends a message (its octets, received date, flags, keywords) durably;
     /// returns its UID. The message file is written to tmp/, fsynced, renamed to
     /// msg/<uid> and the msg/ directory fsynced before the index commit (§6.1).
+    /// `append_batch` of one message.
     result<uid> append(std::string_view bytes, mail_time received, flag_set flags = {}, keyword_set const& keywords = {}) {
+        new_message const one[1] = {{bytes, received, flags, keywords}};
+        auto r = append_batch(one);
+        if (!r) return std::move(r).error_value();
+        return r->front();
+    }
+
+    /// \brief One message of `append_batch`: its octets (not copied; they must outlive
+    /// the call), received date, flags (`\Recent` is not stored) and keywords.
+    struct new_message {
+        std::string_view bytes;
+        mail_time received{};
+        flag_set flags{};
+        keyword_set keywords{};
+    };
+
+    /// \brief Appends `msgs` durably in ONE index commit; returns their UIDs, consecutive
+    /// and in the order of `msgs` (empty for an empty span, which writes nothing).
+    ///
+    /// Every message is validated first (date range, size, keyword names: nothing is
+    /// written for an invalid batch), then written to tmp/ and fsynced, outside the writer
+    /// lock. Under the writer lock the files are renamed to msg/<uid>, the msg/ directory
+    /// is fsynced once for the whole batch (§6.1), and one transaction appends all the
+    /// entries (KWDEFs for new keywords, then the MSG entries) and publishes one slot.
+    /// All or nothing: a batch that fails before its commit leaves no message visible
+    /// (its files are removed while the writer lock is still held); a failed commit
+    /// leaves at most files above uidnext, which no reader sees and the next writer-open
+    /// sweep (or the next append, renaming over them) removes.
+    result<std::vector<uid>> append_batch(std::span<new_message const> msgs) {
         using namespace mmap_detail;
-        if (value(received) < min_date || value(received) > max_date)
-            return ctx(error{errc::invalid_argument, "received date out of range"});
-        if (bytes.size() > max_message_size) return ctx(error{errc::invalid_argument, "message too large"});
+        auto const where = [&](std::size_t i, std::string what) {
+            if (msgs.size() > 1) what += " (message " + std::to_string(i) + " of the batch)";
+            return what;
+        };
+        for (std::size_t i = 0; i < msgs.size(); ++i) {
+            auto const& m = msgs[i];
+            if (value(m.received) < min_date || value(m.received) > max_date)
+                return ctx(error{errc::invalid_argument, where(i, "received date out of range")});
+            if (m.bytes.size() > max_message_size) return ctx(error{errc::invalid_argument, where(i, "message too large")});
+            for (auto const& k : m.keywords)
+                if (!valid_keyword_name(k))
+                    return ctx(error{errc::invalid_argument, where(i, "invalid keyword name '" + k + "'")});
+        }
+        std::vector<uid> out;
+        if (msgs.empty()) return out;
+        if (msgs.size() > max_tail_count) return ctx(error{errc::invalid_argument, "batch larger than the tail limit"});
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
         // 1. Stage outside the writer lock.
         if (auto r = ensure_loaded(); !r) return std::move(r).error_value();
-        std::string tmp = core_->dir + "/tmp/" + std::to_string(random_u64());
-        {
-            auto fd = unique_fd::open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-            for (int attempt = 0; !fd && fd.error_value().is(errc::already_exists) && attempt < 8; ++attempt) {
-                tmp = core_->dir + "/tmp/" + std::to_string(random_u64());
-                fd = unique_fd::open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        std::vector<std::string> tmp;
+        tmp.reserve(msgs.size());
+        std::vector<std::array<std::uint8_t, 16>> ids(msgs.size());
+        struct staging_guard {
+            std::vector<std::string>& files;
+            ~staging_guard() {
+                for (auto const& f : files)
+                    if (!f.empty()) ::unlink(f.c_str());
             }
-            if (!fd) return ctx(std::move(fd).error_value());
-            auto const data = std::as_bytes(std::span(bytes.data(), bytes.size()));
-            if (auto r = fd->pwrite_all(data, 0); !r) {
-                ::unlink(tmp.c_str());
-                return ctx(std::move(r).error_value());
+        } staged{tmp};
+        // In chunks of at most 128 open files: write every file of the chunk and start its
+        // writeback (sync_file_range, a hint), then fsync each. The first fsync of a chunk
+        // then commits the filesystem journal for all of them, and the others find their
+        // data already on its way: a batch does not pay one journal commit per message.
+        constexpr std::size_t chunk = 128;
+        for (std::size_t from = 0; from < msgs.size(); from += chunk) {
+            std::size_t const to = std::min(msgs.size(), from + chunk);
+            std::vector<unique_fd> fds;
+            fds.reserve(to - from);
+            for (std::size_t i = from; i < to; ++i) {
+                std::string p = core_->dir + "/tmp/" + std::to_string(random_u64());
+                auto fd = unique_fd::open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+                for (int attempt = 0; !fd && fd.error_value().is(errc::already_exists) && attempt < 8; ++attempt) {
+                    p = core_->dir + "/tmp/" + std::to_string(random_u64());
+                    fd = unique_fd::open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+                }
+                if (!fd) return ctx(std::move(fd).error_value());
+                tmp.push_back(p);
+                auto const data = std::as_bytes(std::span(msgs[i].bytes.data(), msgs[i].bytes.size()));
+                if (auto r = fd->pwrite_all(data, 0); !r) return ctx(std::move(r).error_value());
+                if (to - from > 1) (void)::sync_file_range(fd->get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+                auto const digest = sha256(data);
+                std::copy_n(digest.begin(), 16, ids[i].begin());
+                fds.push_back(std::move(*fd));
             }
-            if (auto r = fd->sync(true); !r) {
-                ::unlink(tmp.c_str());
-                return ctx(std::move(r).error_value());
-            }
+            for (auto const& fd : fds)
+                if (auto r = fd.sync(true); !r) return ctx(std::move(r).error_value());
         }
-        auto const digest = sha256(std::as_bytes(std::span(bytes.data(), bytes.size())));
-        std::uint32_t assigned = 0;
+        // 2. Under the writer lock: rename, one directory fsync, one commit.
+        std::vector<std::string> renamed; // msg/ files of this batch, while not committed
         auto r = transact([&](txn& t) -> result<void> {
-            if (core_->st.hdr.uidnext == 0xFFFFFFFFU) return error{errc::not_possible, "UIDs exhausted"};
-            msg_image img;
-            img.uid = core_->st.hdr.uidnext;
-            img.sysflags = flags.storable().bits();
-            img.date = value(received);
-            img.size = bytes.size();
-            std::copy_n(digest.begin(), 16, img.content_id.begin());
-            if (auto k = t.set_keywords(img, keywords); !k) return k;
-            if (::rename(tmp.c_str(), msg_path(img.uid).c_str()) != 0)
-                return sys_error(errno, "cannot rename into", msg_path(img.uid));
-            if (auto s = sync_dir(core_->dir + "/msg"); !s) return s;
-            t.add_msg(img, true);
-            assigned = img.uid;
+            auto undo = [&](error e) -> result<void> {
+                // Still under the writer lock: nobody else can have used these UIDs.
+                for (auto const& f : renamed) ::unlink(f.c_str());
+                renamed.clear();
+                return e;
+            };
+            if (std::uint64_t{t.h.uidnext} + msgs.size() > 0xFFFFFFFFULL)
+                return error{errc::not_possible, "UIDs exhausted"};
+            std::vector<msg_image> imgs(msgs.size());
+            for (std::size_t i = 0; i < msgs.size(); ++i) {
+                msg_image& img = imgs[i];
+                img.uid = t.h.uidnext + static_cast<std::uint32_t>(i);
+                img.sysflags = msgs[i].flags.storable().bits();
+                img.date = value(msgs[i].received);
+                img.size = msgs[i].bytes.size();
+                img.content_id = ids[i];
+                if (auto k = t.set_keywords(img, msgs[i].keywords); !k) return undo(std::move(k).error_value());
+            }
+            for (std::size_t i = 0; i < msgs.size(); ++i) {
+                std::string const dst = msg_path(imgs[i].uid);
+                if (::rename(tmp[i].c_str(), dst.c_str()) != 0) return undo(sys_error(errno, "cannot rename into", dst));
+                tmp[i].clear();
+                renamed.push_back(dst);
+            }
+            if (auto s = sync_dir(core_->dir + "/msg"); !s) return undo(std::move(s).error_value());
+            for (auto const& img : imgs) t.add_msg(img, true);
+            renamed.clear(); // from here a failure is the commit's: the files stay (see above)
+            for (auto const& img : imgs) out.push_back(uid{img.uid});
             return {};
         });
         if (!r) {
-            ::unlink(tmp.c_str());
+            out.clear();
             return std::move(r).error_value();
         }
-        return uid{assigned};
+        return out;
     }
 
     /// \brief The octets of live message `u` (`not_found` if it is not live).
@@ -1948,5 +2069,6 @@ private:
 
 static_assert(backend<mmap_mailbox>);
 static_assert(openable_backend<mmap_mailbox>);
+static_assert(closed_status_backend<mmap_mailbox>);
 
 VFOLDER_END_NAMESPACE
