@@ -52,7 +52,10 @@ VFOLDER_BEGIN_NAMESPACE
 ///       ignored); afterwards they are gone from search, fetch and status.
 ///  - B9 Failure: a failed call changes nothing the caller can observe except as its error
 ///       says; a deleted mailbox answers `errc::not_found` from every call, naming itself in
-///       the message ("... (for backend mailbox NAME)").
+///       the message ("... (for backend mailbox NAME)"). A backend whose state went back
+///       or was replaced behind it may answer `errc::inconsistent`: the engine then compares
+///       the box in full instead of trusting `changes_since` (also done when HIGHESTMODSEQ
+///       or UIDNEXT went down under the same UIDVALIDITY).
 ///  Complexity expectations (not checked): `status` O(1); `changes_since` O(log N + k);
 ///  `search(p, within)` O(|within|) evaluations.
 // The member checks come before std::movable<B>: for a type without them the concept

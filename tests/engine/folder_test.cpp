@@ -1751,3 +1751,97 @@ TEST_CASE("folder: a sync that fails after a failed commit leaves the view and t
     CHECK(r.added == set_of({2}));
     CHECK(dump(f) == "1 A 1 ()\n2 B 1 ()\n");
 }
+
+TEST_CASE("folder: a backend whose state went back is compared in full, not through changes_since") {
+    // An index restored from a copy: HIGHESTMODSEQ and UIDNEXT go down under the same
+    // UIDVALIDITY. changes_since(the saved modseq) would answer "nothing changed".
+    env e;
+    auto& a = e.box("A");
+    for (int i = 0; i < 6; ++i) a.append(at(i));
+    auto f = e.open({"A"}, "unseen");
+    must_sync(f, sync_flags::reopen);
+    memory_mailbox const copy = a; // the backup
+    a.modify_flags(uid{2}, modify_op::add, system_flag::seen);    // stops matching: pending
+    a.modify_flags(uid{4}, modify_op::add, system_flag::flagged); // still matches
+    a.expunge_one(uid{3});
+    a.append(at(10));                                             // uid 7
+    must_sync(f);
+    REQUIRE(dump(f) == "1 A 1 ()\n2 A 2 (\\Seen)\n4 A 4 (\\Flagged)\n5 A 5 ()\n6 A 6 ()\n7 A 7 ()\n");
+    REQUIRE(f.pending_removes("A") == set_of({2}));
+    e.box("A") = copy;                                            // restored
+    REQUIRE(value(e.box("A").highest_modseq()) < 10);
+    counters const c0(e.box("A"));
+    auto r = must_sync(f);
+    counters const c1(e.box("A"));
+    CHECK(c1.changes == c0.changes);    // not trusted
+    CHECK(c1.search >= c0.search + 2);  // members' existence, then every match
+    // 7 is gone; 3 is back (a new vuid: its old one was expunged); 2 matches again (no
+    // longer pending) and, like 4, gets the backup's flags.
+    CHECK(r.expunged == set_of({7}));
+    CHECK(r.added == set_of({8}));
+    CHECK(r.flags_changed == set_of({2, 4}));
+    CHECK(dump(f) == "1 A 1 ()\n2 A 2 ()\n4 A 4 ()\n5 A 5 ()\n6 A 6 ()\n8 A 3 ()\n");
+    CHECK(f.pending_removes("A").empty());
+    // Then incremental again.
+    e.box("A").modify_flags(uid{5}, modify_op::add, system_flag::seen);
+    counters const c2(e.box("A"));
+    auto r2 = must_sync(f);
+    counters const c3(e.box("A"));
+    CHECK(c3.changes == c2.changes + 1);
+    CHECK(r2.flags_changed == set_of({5}));
+    CHECK(f.pending_removes("A") == set_of({5}));
+}
+
+TEST_CASE("folder: an inconsistent answer makes the engine compare that box in full") {
+    env e;
+    auto& a = e.box("A");
+    auto& b = e.box("B");
+    for (int i = 0; i < 4; ++i) a.append(at(i));
+    b.append(at(9));
+    auto f = e.open({"A", "B"}, "unseen");
+    must_sync(f, sync_flags::reopen);
+    a.modify_flags(uid{1}, modify_op::add, system_flag::seen);
+
+    SUBCASE("from changes_since: planned again in the same sync") {
+        a.fail_next(backend_op::changes_since, 1, error{errc::inconsistent, "index replaced"});
+        counters const c0(a), b0(b);
+        b.modify_flags(uid{1}, modify_op::add, system_flag::answered);
+        auto r = must_sync(f);
+        counters const c1(a), b1(b);
+        CHECK(c1.changes == c0.changes + 1); // the failed call only
+        CHECK(c1.search >= c0.search + 2);
+        CHECK(b1.changes == b0.changes + 1); // B stays incremental
+        CHECK(b1.search == b0.search + 1);   // within the changed UID only
+        CHECK(r.flags_changed == set_of({1, 5}));
+        CHECK(f.pending_removes("A") == set_of({1}));
+        CHECK(dump(f) == "1 A 1 (\\Seen)\n2 A 2 ()\n3 A 3 ()\n4 A 4 ()\n5 B 1 (\\Answered)\n");
+    }
+    SUBCASE("from status: the retry reads the new state, in full") {
+        a.fail_next(backend_op::status, 1, error{errc::inconsistent, "index replaced"});
+        counters const c0(a);
+        auto r = must_sync(f);
+        counters const c1(a);
+        CHECK(c1.changes == c0.changes);
+        CHECK(c1.search >= c0.search + 2);
+        CHECK(r.flags_changed == set_of({1}));
+        CHECK(f.pending_removes("A") == set_of({1}));
+    }
+    SUBCASE("from a search after changes_since: the sync fails once, the next one is full") {
+        a.fail_next(backend_op::search, 1, error{errc::temporary, "busy"});
+        REQUIRE_FALSE(f.sync().has_value()); // an ordinary failure: no resync
+        a.fail_next(backend_op::fetch, 2, error{errc::inconsistent, "index replaced"});
+        auto failed = f.sync();              // inconsistent twice: the full retry fails too
+        REQUIRE_FALSE(failed.has_value());
+        CHECK(failed.error_value().is(errc::inconsistent));
+        counters const c0(a);
+        auto r = must_sync(f);
+        counters const c1(a);
+        CHECK(c1.changes == c0.changes);     // still marked: full
+        CHECK(r.flags_changed == set_of({1}));
+        a.modify_flags(uid{2}, modify_op::add, system_flag::flagged);
+        counters const c2(a);
+        must_sync(f);
+        counters const c3(a);
+        CHECK(c3.changes == c2.changes + 1); // cleared by the committed full sync
+    }
+}

@@ -16,7 +16,7 @@ TEST_CASE("error: the vfolder category names every code") {
     CHECK(make_error_code(errc::permission) != make_error_code(errc::not_found));
     CHECK(make_error_code(errc::io) == errc::io);
     CHECK(error_category().message(999) == "unknown vfolder error");
-    for (int c = 1; c <= static_cast<int>(errc::unsupported); ++c)
+    for (int c = 1; c <= static_cast<int>(errc::inconsistent); ++c)
         CHECK(error_category().message(c) != "unknown vfolder error");
 }
 

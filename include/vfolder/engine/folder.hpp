@@ -32,6 +32,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <span>
@@ -395,6 +396,7 @@ private:
         std::optional<backend_sync_record> saved;    // as of the last committed sync
         bool deleted = false;                        // found deleted; skipped until reopen
         bool forget = false;                         // no longer in the definition: drop at commit
+        bool resync = false;                         // answered errc::inconsistent: compare in full
         std::uint64_t used = 0;                      // LRU tick
     };
 
@@ -409,6 +411,7 @@ private:
         bool changed = false;       // the sync record changes
         bool drop = false;          // forget the box (deleted or gone)
         bool unchanged = false;     // closed and unchanged (closed_status): not opened
+        bool full = false;          // planned by a full comparison (clears box::resync at commit)
         uid_set erase;              // real UIDs leaving the view now
         std::vector<message_record> adds;                 // entering, ascending UID, fetched
         std::vector<uid> add_vuids;                       // at commit: the vuid of each of adds
@@ -542,8 +545,10 @@ private:
             b.group = it->group;
             b.deleted = it->deleted;
             b.forget = it->forget;
+            b.resync = it->resync;
             b.used = it->used;
         }
+        std::vector<box> extra; // added after the loop: find_box_id needs boxes_ sorted
         for (auto& o : old.boxes) {
             if (find_box_id(o.id)) continue;
             // Stored before but not now: a failed commit that landed dropped it, found
@@ -558,8 +563,12 @@ private:
             x.backend = std::exchange(o.backend, std::nullopt);
             x.deleted = o.deleted || dropped;
             x.forget = o.forget;
+            x.resync = o.resync;
             x.used = o.used;
-            boxes_.push_back(std::move(x));
+            extra.push_back(std::move(x));
+        }
+        if (!extra.empty()) {
+            std::move(extra.begin(), extra.end(), std::back_inserter(boxes_));
             std::sort(boxes_.begin(), boxes_.end(), [](box const& a, box const& b) { return a.id < b.id; });
         }
         if (old.header.highest_box > header_.highest_box) { // ids handed out since: never again
@@ -799,7 +808,7 @@ private:
                     plan.erase = b.members.real_uids();
                     return {};
                 }
-                if (*st && unchanged_since(*b.saved, **st)) {
+                if (*st && !b.resync && unchanged_since(*b.saved, **st)) {
                     plan.unchanged = true;
                     return {};
                 }
@@ -816,6 +825,22 @@ private:
     // Phase 2 for one open backend. Reads `this` only through const paths (find_rec) and
     // touches only `b`'s backend: safe to run for different boxes concurrently.
     result<void> plan_box(box& b, box_plan& plan, bool apply_pending) {
+        box_plan const start = plan;
+        bool const was_resync = b.resync;
+        auto r = plan_box_once(b, plan, apply_pending);
+        if (r || was_resync || !b.resync) return r;
+        // The backend said its incremental answers cannot be trusted (a reader that found
+        // its index replaced by an older copy, say): it serves the new state now, so plan
+        // the box again, by a full comparison.
+        plan = start;
+        return plan_box_once(b, plan, apply_pending);
+    }
+
+    // Phase 2 for one box, incremental (changes_since) or, when the box is marked `resync`
+    // or the backend went back (HIGHESTMODSEQ or UIDNEXT below the saved ones under the same
+    // identity), by a full comparison: every member's existence, every match, every
+    // member's flags. O(N_box); only after an `inconsistent` answer or a regression.
+    result<void> plan_box_once(box& b, box_plan& plan, bool apply_pending) {
         auto gone = [&]() {
             plan.drop = true;
             plan.erase = b.members.real_uids();
@@ -833,14 +858,57 @@ private:
         bool const identity_changed =
             !b.saved || b.saved->validity != st.validity ||
             (b.saved->guid && st.guid && *b.saved->guid != *st.guid);
+        bool const regressed = !identity_changed && (value(st.highest_modseq) < value(b.saved->highest_modseq) ||
+                                                      value(st.uid_next) < value(b.saved->uid_next));
+        // Flags of members that changed (and stay, pending included) are copied back.
+        auto refresh_flags = [&](uid_set const& reals) -> result<void> {
+            uid_set refresh;
+            b.members.visit_matches(reals, [&](auto const& e) { refresh.add(e.real_uid); });
+            if (refresh.empty()) return {};
+            auto f = b.backend->fetch(refresh, fetch_fields::flags);
+            if (!f) return failed(b, std::move(f).error_value());
+            for (auto& m : *f) {
+                auto const vu = b.members.lookup(value(m.id));
+                if (!vu || *vu == 0) continue;
+                rec const* r = find_rec(uid{*vu});
+                if (!r) continue;
+                if (r->flags.storable() != m.flags.storable() || kw_.get(r->kw) != m.keywords)
+                    plan.updates.emplace_back(uid{*vu}, std::move(m));
+            }
+            return {};
+        };
         uid_set added;
         if (identity_changed) {
             // First sight or a new identity: the old records go, every match is new.
+            plan.full = true;
             auto m = b.backend->search(prog);
             if (!m) return failed(b, std::move(m).error_value());
             plan.erase = b.members.real_uids();
             plan.pending.clear();
             added = std::move(*m);
+        } else if (b.resync || regressed) {
+            plan.full = true;
+            auto mem = b.members.real_uids();
+            uid_set existing;
+            if (!mem.empty()) {
+                auto e = b.backend->search(search_program::all(), mem);
+                if (!e) return failed(b, std::move(e).error_value());
+                existing = std::move(*e);
+            }
+            auto m = b.backend->search(prog);
+            if (!m) return failed(b, std::move(m).error_value());
+            uid_set expunged = mem;
+            expunged.remove_set(existing);
+            // Existing members that do not match wait as pending removes (old pending ones
+            // that match again are cancelled); matches that are not members are new.
+            uid_set stopped = existing;
+            stopped.remove_set(*m);
+            m->for_each_value([&](std::uint32_t u) {
+                if (!b.members.contains(u)) added.add(u);
+            });
+            plan.pending = std::move(stopped);
+            plan.erase = std::move(expunged);
+            if (auto r = refresh_flags(existing); !r) return r;
         } else if (unchanged_since(*b.saved, st)) {
             // Unchanged: no search, no fetch.
             if (apply_pending && !plan.pending.empty()) {
@@ -889,21 +957,7 @@ private:
             plan.pending.remove_set(matched);   // matches again: cancelled, keeps its vuid
             plan.pending.merge(stopped);
             plan.erase = std::move(expunged);
-            // Flags of members that changed (and stay, pending included) are copied back.
-            uid_set refresh;
-            b.members.visit_matches(ch.changed, [&](auto const& e) { refresh.add(e.real_uid); });
-            if (!refresh.empty()) {
-                auto f = b.backend->fetch(refresh, fetch_fields::flags);
-                if (!f) return failed(b, std::move(f).error_value());
-                for (auto& m : *f) {
-                    auto const vu = b.members.lookup(value(m.id));
-                    if (!vu || *vu == 0) continue;
-                    rec const* r = find_rec(uid{*vu});
-                    if (!r) continue;
-                    if (r->flags.storable() != m.flags.storable() || kw_.get(r->kw) != m.keywords)
-                        plan.updates.emplace_back(uid{*vu}, std::move(m));
-                }
-            }
+            if (auto r = refresh_flags(ch.changed); !r) return r;
         }
         if (apply_pending && !plan.pending.empty()) {
             plan.erase.merge(plan.pending);
@@ -929,7 +983,10 @@ private:
         return {b.id, b.name, st.validity, st.guid, st.uid_next, st.highest_modseq, pending};
     }
 
-    static result<void> failed(box const& b, error e) {
+    // The error of a backend call for `b`; an `inconsistent` one marks the box for a full
+    // comparison at its next planning.
+    static result<void> failed(box& b, error e) {
+        if (e.is(errc::inconsistent)) b.resync = true;
         if (e.message.find("(for backend mailbox") == std::string::npos)
             e.with_context("for backend mailbox " + b.name);
         return e;
@@ -1025,6 +1082,7 @@ private:
                 b.members.clear();
                 b.pending.clear();
                 b.saved.reset();
+                b.resync = false;
                 if (b.forget) dropped.push_back(i);
                 else b.deleted = true;
                 continue;
@@ -1032,6 +1090,7 @@ private:
             if (p.changed) {
                 b.pending = std::move(p.pending);
                 b.saved = std::move(p.record);
+                if (p.full) b.resync = false;
             }
         }
         for (std::size_t i = 0; i < boxes_.size(); ++i)

@@ -28,6 +28,10 @@ enum class errc : int {
     invalid_argument,   ///< malformed input (a search program, a definition, a URI)
     already_exists,     ///< create of something that exists
     unsupported,        ///< a feature the backend or store does not offer
+    /// A backend's incremental answers cannot be trusted: its state went back or was
+    /// replaced behind a reader (e.g. an index file restored from a copy). The data it
+    /// now serves is valid, but "changed since X" would miss changes: compare in full.
+    inconsistent,
 };
 
 namespace detail {
@@ -45,6 +49,7 @@ public:
         case errc::invalid_argument: return "invalid argument";
         case errc::already_exists: return "already exists";
         case errc::unsupported: return "unsupported";
+        case errc::inconsistent: return "inconsistent state";
         }
         return "unknown vfolder error";
     }

@@ -446,9 +446,9 @@ inline void apply_tail(mailbox_state& s, tail_batch&& b) {
     return {};
 }
 
-/// \brief The prefix of the message of an "inconsistent" error (an `errc::corrupted` that
-/// means: the file changed in a way no honest writer produces while we held a snapshot;
-/// the handle dropped its snapshot and the caller must resync in full).
+/// \brief The prefix of the message of an "inconsistent" error (`errc::inconsistent`: the
+/// file changed in a way no honest writer produces while we held a snapshot; the handle
+/// dropped its snapshot and the caller must resync in full).
 inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
 
 /// \brief Encodes a complete index file for `s` (a new base with an empty tail) whose
@@ -1253,10 +1253,10 @@ public:
     /// \brief Whether `e` is the "inconsistent" error of a refresh (§7 step 4): the file
     /// kept its identity but changed in a way no honest writer produces (a base field, the
     /// file_id, or a count going backwards). The handle has dropped its snapshot (the next
-    /// call reloads and revalidates everything) and the caller must resync in full. Its
-    /// code is `errc::corrupted`.
+    /// call reloads and revalidates everything) and the caller must resync in full (the
+    /// engine does: it compares the box in full). Its code is `errc::inconsistent`.
     [[nodiscard]] static bool is_inconsistent(error const& e) noexcept {
-        return e.is(errc::corrupted) && e.message.starts_with(mmap_detail::inconsistent_prefix);
+        return e.is(errc::inconsistent);
     }
 
     using repair_report = mmap_repair_report;
@@ -1897,7 +1897,7 @@ private:
                 .append(std::to_string(cur.generation)).append(" to ").append(std::to_string(h->generation))
                 .append(" of the same file; snapshot dropped, resync in full");
             c.reset();
-            return ctx(error{errc::corrupted, std::move(m)});
+            return ctx(error{errc::inconsistent, std::move(m)});
         }
         std::uint64_t const from = cur.committed_end();
         std::vector<std::byte> buf(static_cast<std::size_t>(h->committed_end() - from));
@@ -1941,7 +1941,7 @@ private:
         m.append(c.fd.path()).append(": ").append(what).append(" in the replacement file (generation ")
             .append(std::to_string(old.hdr.generation)).append(" -> ").append(std::to_string(c.st.hdr.generation))
             .append("); resync in full");
-        return ctx(error{errc::corrupted, std::move(m)});
+        return ctx(error{errc::inconsistent, std::move(m)});
     }
 
     // Takes the writer lock (within `timeout`), runs recovery (fdatasync, catch up) and,
