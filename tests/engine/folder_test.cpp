@@ -1792,6 +1792,27 @@ TEST_CASE("folder: a backend whose state went back is compared in full, not thro
     CHECK(f.pending_removes("A") == set_of({5}));
 }
 
+TEST_CASE("folder: a backend that went back is caught before view-side writes hide it") {
+    // Restored from a copy, then the sync's own write brings HIGHESTMODSEQ back to the saved
+    // value: the status the write phase reads already shows the regression (found by the
+    // model test).
+    env e;
+    auto& a = e.box("A");
+    for (int i = 0; i < 3; ++i) a.append(at(i));
+    auto f = e.open({"A"}, "all");
+    must_sync(f, sync_flags::reopen);
+    memory_mailbox const copy = a;
+    a.modify_flags(uid{1}, modify_op::add, system_flag::flagged);
+    must_sync(f);
+    REQUIRE(f.find(uid{1})->flags == flag_set(system_flag::flagged));
+    e.box("A") = copy;
+    f.store_flags(set_of({2}), modify_op::add, system_flag::seen);
+    auto r = must_sync(f);
+    REQUIRE(value(e.box("A").highest_modseq()) == value(copy.highest_modseq()) + 1); // the saved value again
+    CHECK(r.flags_changed == set_of({1, 2}));
+    CHECK(dump(f) == "1 A 1 ()\n2 A 2 (\\Seen)\n3 A 3 ()\n");
+}
+
 TEST_CASE("folder: an inconsistent answer makes the engine compare that box in full") {
     env e;
     auto& a = e.box("A");

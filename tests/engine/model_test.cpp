@@ -5,8 +5,9 @@
 // expunges, mailbox delete / re-create, UIDVALIDITY resets, expunge-log trims, view-side
 // store_flags / store_keywords / expunge, syncs with and without expunge / reopen /
 // refresh, folder close and re-open from the store, definition changes, store crashes
-// (landing or not) and commit failures, injected backend faults, the parallel option and
-// small open-backend limits.
+// (landing or not) and commit failures, injected backend faults, backends put back to an
+// older copy (HIGHESTMODSEQ and UIDNEXT going down; the next sync must compare them in
+// full), the parallel option and small open-backend limits.
 //
 // After every sync, successful or not, the folder is compared with a reference model that
 // is computed from scratch from the backend contents and the previous view, with the
@@ -373,6 +374,24 @@ private:
             return do_sync(sync_flags::reopen);
         }
         if (r < 68) return inject_fault();
+        if (r < 69) { // a backup of a mailbox, restored later
+            if (auto* b = random_existing()) {
+                backups_.insert_or_assign(b->name(), *b);
+                note("backup " + b->name());
+            }
+            return {};
+        }
+        if (r < 70) { // an older state put back (an index restored from a copy), then a sync
+            auto* b = random_existing();
+            auto it = b ? backups_.find(b->name()) : backups_.end();
+            if (it == backups_.end()) return {};
+            // Immediately followed by the sync: changes made after a restore would reuse the
+            // modseqs of the lost ones, which no backend can tell apart without saying
+            // `inconsistent` (the mmap mailbox does; a memory mailbox cannot).
+            *b = it->second;
+            note("restore " + b->name() + " (HIGHESTMODSEQ " + std::to_string(value(b->highest_modseq())) + ")");
+            return do_sync(random_sync_flags());
+        }
         if (r < 72) { // a store commit that fails or crashes
             int const kind = static_cast<int>(pick(3));
             memory_store s(stores_, store_name);
@@ -826,6 +845,7 @@ private:
     std::mt19937_64 rng_;
     run_config cfg_;
     memory_world world_{100};
+    std::map<std::string, memory_mailbox> backups_; // by name: restored by "restore"
     memory_store_world stores_;
     std::uint32_t validity_counter_ = 3000;
     std::vector<std::string> names_;

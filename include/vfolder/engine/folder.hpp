@@ -726,6 +726,12 @@ private:
                             state[i] = st->uid_next == b.saved->uid_next && st->highest_modseq == b.saved->highest_modseq
                                            ? known::fresh
                                            : known::stale;
+                            // Went back (restored from a copy): our writes below could bring
+                            // HIGHESTMODSEQ back to the saved value with other changes, so
+                            // phase 2 must not trust it: compare in full.
+                            if (value(st->highest_modseq) < value(b.saved->highest_modseq) ||
+                                value(st->uid_next) < value(b.saved->uid_next))
+                                b.resync = true;
                         }
                     }
                 }
