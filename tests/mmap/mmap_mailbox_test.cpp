@@ -2255,3 +2255,45 @@ TEST_CASE("mmap_mailbox complexity: changes_since and vanished touch O(log N + k
     // Far below N: a scan of the base would touch n entries.
     CHECK(t3 - t2 < n / 4 + 2 * tail);
 }
+
+TEST_CASE("mmap_mailbox changes_since pages: the union of the pages is the unpaged answer, in modseq order") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    mmap_mailbox m(dir, own_options("P"));
+    for (int i = 1; i <= 40; ++i) REQUIRE(m.append("m", mail_time{i}).has_value());
+    REQUIRE(m.expunge(uid_set{{5, 8}}).has_value());
+    REQUIRE(m.compact().has_value()); // base: 36 live messages
+    REQUIRE(m.update_flags(uid_set{{1, 3}, {30, 31}}, modify_op::add, system_flag::seen).has_value());
+    REQUIRE(m.update_flags(uid_set{{2, 2}}, modify_op::add, system_flag::flagged).has_value()); // supersedes a tail image
+    REQUIRE(m.expunge(uid_set{{31, 31}}).has_value());
+    REQUIRE(m.append("n", mail_time{50}).has_value());
+    CHECK(m.changes_since(modseq{0}, 0).error_value().is(errc::invalid_argument));
+    for (std::uint64_t since : {0ULL, 10ULL, 44ULL, 46ULL, 1000ULL}) {
+        auto whole = m.changes_since(modseq{since});
+        REQUIRE(whole.has_value());
+        for (std::size_t limit : {std::size_t{1}, std::size_t{3}, std::size_t{7}, std::size_t{100}}) {
+            CAPTURE(since);
+            CAPTURE(limit);
+            uid_set got;
+            std::size_t count = 0;
+            modseq at{since};
+            for (int page = 0; page < 100; ++page) {
+                auto p = m.changes_since(at, limit);
+                REQUIRE(p.has_value());
+                CHECK(p->changed.size() <= limit);
+                for (auto u : p->changed) {
+                    CHECK_FALSE(got.contains(value(u))); // nothing repeated
+                    got.add(value(u));
+                }
+                count += p->changed.size();
+                if (!p->changed.empty()) CHECK(value(p->next) > value(at));
+                at = p->next;
+                if (!p->more) break;
+                CHECK(p->changed.size() == limit);
+            }
+            CHECK(got == whole->changed);
+            CHECK(count == whole->changed.count());
+        }
+    }
+}

@@ -1534,6 +1534,37 @@ public:
         return c;
     }
 
+    /// \brief One page of `changes_since(since, limit)` (§8.1).
+    struct change_page {
+        std::vector<uid> changed;   ///< live messages changed above `since`, in ascending modseq order
+        modseq next{};              ///< the modseq of the last one (`since` if none): the next page's `since`
+        bool more = false;          ///< whether messages above `next` remain
+    };
+
+    /// \brief Changed-since in pages (§8.1): at most `limit` (>= 1) live messages whose
+    /// modseq is above `since`, in modseq order, and `next`, the modseq of the last one.
+    /// `changes_since(next, limit)` continues exactly where the page stopped, nothing lost
+    /// or repeated (every message has a modseq of its own; a message changed meanwhile
+    /// moves above `next` and shows up again later, with its new modseq). Expunges are not
+    /// paged: see `changes_since(since)`. O(log N + limit + s).
+    result<change_page> changes_since(modseq since, std::size_t limit) {
+        if (limit == 0) return ctx(error{errc::invalid_argument, "page limit must be at least 1"});
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
+        if (auto r = refresh(); !r) return std::move(r).error_value();
+        std::vector<std::uint64_t> mods;
+        std::size_t const ask = limit == SIZE_MAX ? limit : limit + 1;
+        auto changed = core_->st.changed_since(value(since), ask, &mods);
+        if (!changed) return ctx(std::move(changed).error_value());
+        change_page p;
+        p.more = changed->size() > limit;
+        if (p.more) changed->resize(limit);
+        p.changed.reserve(changed->size());
+        for (auto u : *changed) p.changed.push_back(uid{u});
+        p.next = changed->empty() ? since : modseq{mods[changed->size() - 1]};
+        return p;
+    }
+
     result<std::vector<message_record>> fetch(uid_set const& uids, fetch_fields fields) {
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
