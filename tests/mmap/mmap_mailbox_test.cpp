@@ -2297,3 +2297,37 @@ TEST_CASE("mmap_mailbox changes_since pages: the union of the pages is the unpag
         }
     }
 }
+
+TEST_CASE("mmap_mailbox modes: a file truncated in place under an open handle is reported, never read past its end") {
+    // The writer never shrinks a published file; another program might. Every call's
+    // refresh checks the committed end against the file size before a query reads the
+    // base, so the mapping is not touched past the end (no SIGBUS) in either mode.
+    for (bool use_mmap : {true, false}) {
+        CAPTURE(use_mmap);
+        temp_dir t;
+        std::string const dir = t.path + "/box";
+        REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+        mmap_options o = own_options("T");
+        o.use_mmap = use_mmap;
+        mmap_mailbox m(dir, o);
+        for (int i = 1; i <= 50; ++i) REQUIRE(m.append("m", mail_time{i}).has_value());
+        REQUIRE(m.compact().has_value());
+        auto const before = snapshot(m);
+        REQUIRE(before.has_value());
+        auto const f = read_file(dir + "/index");
+        slot_fields const h = newest_slot(dir + "/index");
+        REQUIRE(::truncate((dir + "/index").c_str(), static_cast<off_t>(h.live_off + entry_size * 10)) == 0);
+        uid_set all;
+        all.add_range(1, 0xFFFFFFFEU);
+        auto e = m.fetch(all, fetch_fields::all);
+        REQUIRE_FALSE(e.has_value());
+        CHECK(e.error_value().is(errc::corrupted));
+        auto c = m.changes_since(modseq{0});
+        REQUIRE_FALSE(c.has_value());
+        // Put back (same inode): the handle answers again.
+        write_file(dir + "/index", f);
+        auto after = snapshot(m);
+        REQUIRE(after.has_value());
+        CHECK(*after == *before);
+    }
+}
