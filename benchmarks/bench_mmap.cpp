@@ -53,6 +53,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -373,28 +374,48 @@ read_fixture& read_fixture_for(std::size_t n) {
     return f;
 }
 
-// Open + validate (§7/§9: both slots, the base CRC, every LIVE/KW entry, MPERM, TOMB, the
-// tail), materialising the messages. Closing (freeing them) is not timed.
-void bm_open(benchmark::State& st) {
+// Open + validate (§7/§9), then replay the tail into the overlay. Mode 0 (BM_mmap_open):
+// full validation of the mapped base (both slots, the base CRC, every LIVE/KW entry,
+// MPERM, TOMB, the tail). Mode 1 (BM_mmap_open_lazy): lazy validation (the O(1)
+// structure and the tail; LIVE entries are checked when first touched). Mode 2
+// (BM_mmap_open_nommap): full validation of a private pread copy instead of a mapping.
+// Closing is not timed. `heap_per_msg`: heap bytes (mallinfo2) held by an open handle,
+// per message, measured once after the timed loop.
+void bm_open_mode(benchmark::State& st, int mode) {
     auto& f = read_fixture_for(static_cast<std::size_t>(st.range(0)));
     bool ok = true;
+    vf::mmap_options o;
+    if (mode == 1) o.validate = vf::mmap_options::validation::lazy;
+    if (mode == 2) o.use_mmap = false;
     std::optional<vf::mmap_mailbox> mb;
     for (auto _ : st) {
         st.PauseTiming();
         mb.reset();
         st.ResumeTiming();
-        mb.emplace(f.dir);
+        mb.emplace(f.dir, o);
         ok = mb->open().has_value() && ok;
     }
     auto s = mb->status();
     if (bench::check(st, ok && s.has_value(), "open result"))
         bench::check(st, s->exists == f.n - f.a.size() - f.c.size(), "message count");
     mb.reset();
+    auto const heap0 = ::mallinfo2().uordblks;
+    mb.emplace(f.dir, o);
+    ok = mb->open().has_value();
+    auto const heap1 = ::mallinfo2().uordblks;
+    bench::check(st, ok, "open result (heap)");
+    mb.reset();
+    st.counters["heap_per_msg"] = benchmark::Counter(
+        static_cast<double>(heap1 > heap0 ? heap1 - heap0 : 0) / static_cast<double>(std::max<std::size_t>(f.n, 1)));
     st.counters["msgs"] = benchmark::Counter(static_cast<double>(f.n));
     st.counters["per_msg"] = benchmark::Counter(static_cast<double>(f.n),
                                                 benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
     st.counters["index_bytes"] = benchmark::Counter(static_cast<double>(fs::file_size(f.dir + "/index")));
 }
+
+void bm_open(benchmark::State& st) { bm_open_mode(st, 0); }
+void bm_open_lazy(benchmark::State& st) { bm_open_mode(st, 1); }
+void bm_open_nommap(benchmark::State& st) { bm_open_mode(st, 2); }
 
 // changes_since(H - k) on an open handle (each call also refreshes: stat, fstat, the two
 // header slots under the shared publish lock). Args: N, which (0: k = |D|, 1: |C|+|D|,
@@ -814,8 +835,11 @@ void register_all() {
     for (std::int64_t batch : {1, 1000})
         if (static_cast<std::size_t>(batch) <= g_plain_n)
             benchmark::RegisterBenchmark("BM_mmap_flags_commit/dir", bm_flags_commit)->Arg(batch)->Unit(kMicrosecond)->UseRealTime();
-    for (auto n : g_sizes)
+    for (auto n : g_sizes) {
         benchmark::RegisterBenchmark("BM_mmap_open", bm_open)->Arg(n)->Unit(kMillisecond);
+        benchmark::RegisterBenchmark("BM_mmap_open_lazy", bm_open_lazy)->Arg(n)->Unit(kMillisecond);
+        benchmark::RegisterBenchmark("BM_mmap_open_nommap", bm_open_nommap)->Arg(n)->Unit(kMillisecond);
+    }
     for (std::int64_t which : {0, 1, 2})
         for (auto n : g_sizes)
             benchmark::RegisterBenchmark("BM_mmap_changes_since", bm_changes_since)->Args({n, which})->Unit(kMicrosecond);

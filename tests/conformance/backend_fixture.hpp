@@ -138,22 +138,34 @@ static_assert(backend_fixture<any_memory_fixture>);
 /// mmap_mailbox over a mailbox directory in a fresh temporary directory; the host side is
 /// a second handle on the same directory (another process's writes, seen through the
 /// index refresh). No fault injection (the failure subcases are skipped).
-class mmap_fixture {
+/// `Mode`: 0 the default reader (mapped base, full validation), 1 no-mmap (pread into a
+/// private buffer), 2 lazy validation (MAILBOX-FORMAT §7).
+template <int Mode>
+class mmap_fixture_t {
 public:
     using backend_type = vfolder::mmap_mailbox;
-    mmap_fixture() {
+    static vfolder::mmap_options options(std::string name) {
+        vfolder::mmap_options o;
+        o.name = std::move(name);
+        o.lock_timeout = std::chrono::milliseconds(10000);
+        o.allow_remote_fs = false;
+        o.use_mmap = Mode != 1;
+        if (Mode == 2) o.validate = vfolder::mmap_options::validation::lazy;
+        return o;
+    }
+    mmap_fixture_t() {
         std::string t = (std::filesystem::temp_directory_path() / "vfolder-conf-XXXXXX").string();
         REQUIRE(::mkdtemp(t.data()) != nullptr);
         root_ = t;
         dir_ = root_ + "/box";
         REQUIRE(vfolder::mmap_mailbox::create(dir_, next_validity()).has_value());
-        be_ = vfolder::mmap_mailbox(dir_, {name_, std::chrono::milliseconds(10000), false});
-        host_ = vfolder::mmap_mailbox(dir_, {name_ + " (host)", std::chrono::milliseconds(10000), false});
+        be_ = vfolder::mmap_mailbox(dir_, options(name_));
+        host_ = vfolder::mmap_mailbox(dir_, options(name_ + " (host)"));
         REQUIRE(be_.open().has_value());
     }
-    ~mmap_fixture() { std::filesystem::remove_all(root_); }
-    mmap_fixture(mmap_fixture const&) = delete;
-    mmap_fixture& operator=(mmap_fixture const&) = delete;
+    ~mmap_fixture_t() { std::filesystem::remove_all(root_); }
+    mmap_fixture_t(mmap_fixture_t const&) = delete;
+    mmap_fixture_t& operator=(mmap_fixture_t const&) = delete;
 
     [[nodiscard]] backend_type& backend() noexcept { return be_; }
     [[nodiscard]] std::string mailbox_name() const { return name_; }
@@ -198,7 +210,12 @@ private:
     backend_type host_{""};
 };
 
+using mmap_fixture = mmap_fixture_t<0>;
+using mmap_nommap_fixture = mmap_fixture_t<1>;
+using mmap_lazy_fixture = mmap_fixture_t<2>;
 static_assert(backend_fixture<mmap_fixture>);
+static_assert(backend_fixture<mmap_nommap_fixture>);
+static_assert(backend_fixture<mmap_lazy_fixture>);
 
 } // namespace vfolder_test
 
@@ -222,8 +239,11 @@ struct doctest::StringMaker<vfolder::uid_set> {
 TYPE_TO_STRING_AS("memory_backend", vfolder_test::memory_fixture);
 TYPE_TO_STRING_AS("any_backend(memory_backend)", vfolder_test::any_memory_fixture);
 TYPE_TO_STRING_AS("mmap_mailbox", vfolder_test::mmap_fixture);
+TYPE_TO_STRING_AS("mmap_mailbox (no-mmap)", vfolder_test::mmap_nommap_fixture);
+TYPE_TO_STRING_AS("mmap_mailbox (lazy)", vfolder_test::mmap_lazy_fixture);
 
 /// The fixtures every backend conformance test case runs over. An adapter adds its own
 /// here (and includes its fixture header in backend_conformance_test.cpp).
 #define VFOLDER_BACKEND_FIXTURES \
-    vfolder_test::memory_fixture, vfolder_test::any_memory_fixture, vfolder_test::mmap_fixture
+    vfolder_test::memory_fixture, vfolder_test::any_memory_fixture, vfolder_test::mmap_fixture, \
+        vfolder_test::mmap_nommap_fixture, vfolder_test::mmap_lazy_fixture

@@ -13,6 +13,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -329,10 +330,22 @@ TEST_CASE("mmap_mailbox: truncation at every offset gives corrupted or an older 
 }
 
 TEST_CASE("mmap_mailbox: random operations match memory_mailbox") {
+    // The reader modes (§7) must give identical answers: mapped and full validation,
+    // no-mmap (pread into a private buffer), lazy validation.
+    mmap_options mode{"Diff"};
+    SUBCASE("mmap, full validation") {}
+    SUBCASE("no-mmap") { mode.use_mmap = false; }
+    SUBCASE("lazy validation") { mode.validate = mmap_options::validation::lazy; }
     temp_dir t;
     std::string const dir = t.path + "/diff";
     REQUIRE(mmap_mailbox::create(dir, uid_validity{31}).has_value());
-    mmap_mailbox m(dir, {"Diff"});
+    mmap_mailbox m(dir, mode);
+    // A handle of its own (another process, in effect), opened fresh at every step: its
+    // answers come from the base plus the overlay of the tail it replayed at open.
+    mmap_options fresh_mode = mode;
+    fresh_mode.name = "Fresh";
+    fresh_mode.share_open = false;
+    fresh_mode.auto_compact = false;
     memory_mailbox ref("Diff", uid_validity{31});
     std::mt19937 rng(12345);
     auto pick = [&](std::uint32_t n) { return static_cast<std::uint32_t>(rng() % n); };
@@ -414,6 +427,12 @@ TEST_CASE("mmap_mailbox: random operations match memory_mailbox") {
         CHECK(c->changed == rc.changed);
         REQUIRE(c->expunged.has_value());
         CHECK(*c->expunged == *rc.expunged);
+        mmap_mailbox fresh(dir, fresh_mode);
+        auto fc = fresh.changes_since(modseq{since + 1});
+        REQUIRE(fc.has_value());
+        CHECK(fc->changed == rc.changed);
+        CHECK(*fresh.fetch(all, fetch_fields::all) == ref.fetch_now(all, fetch_fields::all));
+        CHECK(*fresh.search(progs[3]) == ref.search_now(progs[3]));
     }
 }
 
@@ -2069,4 +2088,292 @@ TEST_CASE("mmap_mailbox inconsistent: the engine compares a mailbox whose index 
     f->for_each([&](folder_message const& m) { view.emplace_back(value(m.vuid), value(m.backend_uid)); });
     CHECK(view == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{1, 1}, {3, 3}, {5, 2}});
     CHECK(f->find(uid{1})->flags.empty());
+}
+
+// ---------------------------------------------------------------- reader modes (§7, §9.2, §9.4)
+TEST_CASE("mmap_mailbox lazy: a damaged LIVE entry opens lazily, fails the first query touching it; a full open fails") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    {
+        mmap_mailbox w(dir, own_options("W"));
+        for (int i = 1; i <= 10; ++i) REQUIRE(w.append(std::string(static_cast<std::size_t>(i), 'm'), mail_time{i}).has_value());
+        REQUIRE(w.compact().has_value()); // the messages are in the base now
+        REQUIRE(w.update_flags(uid_set{{9, 9}}, modify_op::add, system_flag::seen).has_value()); // a tail entry
+    }
+    slot_fields const h = newest_slot(dir + "/index");
+    REQUIRE(h.live_count == 10);
+    REQUIRE(h.tail_count == 1);
+    auto f = read_file(dir + "/index");
+    std::uint64_t const bad = h.live_off + entry_size * 4; // the LIVE entry of UID 5
+    f[bad + 33] ^= std::byte{0x01};                       // its size
+    write_file(dir + "/index", f);
+    std::string const where = "at offset " + std::to_string(bad + 92) + ": crc";
+
+    {   // Full validation (the default) refuses the file at open.
+        mmap_mailbox full(dir, own_options("F"));
+        auto o = full.open();
+        REQUIRE_FALSE(o.has_value());
+        CHECK(o.error_value().is(errc::corrupted));
+    }
+    mmap_options lo = own_options("L");
+    lo.validate = mmap_options::validation::lazy;
+    for (bool use_mmap : {true, false}) {
+        CAPTURE(use_mmap);
+        lo.use_mmap = use_mmap;
+        mmap_mailbox lz(dir, lo);
+        REQUIRE(lz.open().has_value());
+        auto st = lz.status();
+        REQUIRE(st.has_value());
+        CHECK(st->exists == 10);
+        auto const checked_at_open = lz.reader_stats().lazy_entries_checked;
+        CHECK(checked_at_open >= 1); // the last LIVE entry, and the binary search for UID 9 (tail replay)
+        CHECK(checked_at_open < 10);
+        // Queries that do not touch entry 4 work.
+        auto a = lz.fetch(uid_set{{1, 3}}, fetch_fields::all);
+        REQUIRE(a.has_value());
+        CHECK(a->size() == 3);
+        auto c = lz.changes_since(modseq{h.base_modseq});
+        REQUIRE(c.has_value());
+        CHECK(c->changed == uid_set{{9, 9}});
+        // The first query touching it fails cleanly, naming the file, offset and field.
+        auto e = lz.fetch(uid_set{{5, 5}}, fetch_fields::all);
+        REQUIRE_FALSE(e.has_value());
+        CHECK(e.error_value().is(errc::corrupted));
+        CHECK(e.error_value().message.find(where) != std::string::npos);
+        CHECK(e.error_value().message.find(dir + "/index") != std::string::npos);
+        // And every later one that touches it (an entry is marked checked only when it passed).
+        auto s = lz.search(search_program::all());
+        REQUIRE_FALSE(s.has_value());
+        CHECK(s.error_value().is(errc::corrupted));
+        auto all = lz.changes_since(modseq{0});
+        REQUIRE_FALSE(all.has_value());
+        CHECK(all.error_value().message.find(where) != std::string::npos);
+        auto u = lz.update_flags(uid_set{{4, 6}}, modify_op::add, system_flag::flagged);
+        REQUIRE_FALSE(u.has_value());
+        CHECK(u.error_value().is(errc::corrupted));
+        CHECK(lz.reader_stats().lazy_entries_checked > checked_at_open);
+        // Untouched entries still answer.
+        auto again = lz.fetch(uid_set{{1, 3}}, fetch_fields::all);
+        REQUIRE(again.has_value());
+        CHECK(*again == *a);
+    }
+}
+
+TEST_CASE("mmap_mailbox modes: no-mmap and lazy answer like the default across base, tail and compaction") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    mmap_mailbox w(dir, own_options("W"));
+    for (int i = 1; i <= 30; ++i)
+        REQUIRE(w.append("m", mail_time{i}, i % 3 == 0 ? flag_set{system_flag::seen} : flag_set{}, i % 4 == 0 ? kws({"K"}) : keyword_set{}).has_value());
+    REQUIRE(w.expunge(uid_set{{3, 5}}).has_value());
+    REQUIRE(w.compact().has_value());
+    REQUIRE(w.update_keywords(uid_set{{6, 9}}, modify_op::add, kws({"L"})).has_value());
+    REQUIRE(w.expunge(uid_set{{7, 7}}).has_value());
+    REQUIRE(w.append("n", mail_time{99}).has_value());
+    for (int mode = 0; mode < 3; ++mode) {
+        CAPTURE(mode);
+        auto const want = snapshot(w); // the previous mode wrote and compacted
+        REQUIRE(want.has_value());
+        auto const wc = w.changes_since(modseq{5});
+        REQUIRE(wc.has_value());
+        mmap_options o = own_options("M");
+        o.use_mmap = mode != 1;
+        if (mode == 2) o.validate = mmap_options::validation::lazy;
+        mmap_mailbox m(dir, o);
+        auto v = snapshot(m);
+        REQUIRE(v.has_value());
+        CHECK(*v == *want);
+        auto c = m.changes_since(modseq{5});
+        REQUIRE(c.has_value());
+        CHECK(c->changed == wc->changed);
+        CHECK(c->expunged == wc->expunged);
+        // A write through this mode, then a compaction through it.
+        REQUIRE(m.update_flags(uid_set{{1, 2}}, modify_op::add, system_flag::flagged).has_value());
+        REQUIRE(m.compact().has_value());
+        auto after = snapshot(m);
+        REQUIRE(after.has_value());
+        auto wa = snapshot(w);
+        REQUIRE(wa.has_value());
+        CHECK(*after == *wa);
+    }
+}
+
+// ---------------------------------------------------------------- complexity (§11.6)
+TEST_CASE("mmap_mailbox complexity: changes_since and vanished touch O(log N + k + T) entries, not N") {
+#if defined(__SANITIZE_ADDRESS__)
+    constexpr std::uint32_t n = 20000;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    constexpr std::uint32_t n = 20000;
+#else
+    constexpr std::uint32_t n = 200000;
+#endif
+#else
+    constexpr std::uint32_t n = 200000;
+#endif
+    temp_dir t;
+    std::string const dir = t.path + "/big";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    // A large base written directly (no message files: the queries never read them):
+    // UIDs 1..n+n/10; every 11th UID is a tombstone. Modseqs interleave live and expunged.
+    {
+        mailbox_state s;
+        slot_fields h = newest_slot(dir + "/index");
+        std::uint64_t mod = 1;
+        for (std::uint32_t u = 1; s.live.size() < n; ++u) {
+            ++mod;
+            if (u % 11 == 0) {
+                s.tombs.emplace_back(mod, u);
+                continue;
+            }
+            msg_image m;
+            m.uid = u;
+            m.modseq = m.created_modseq = mod;
+            m.date = u;
+            m.size = 1;
+            s.live.emplace_hint(s.live.end(), u, live_msg{m, {}});
+            h.uidnext = u + 1;
+        }
+        h.highestmodseq = mod;
+        auto bytes = build_index_file(s, h, h.generation + 1, 0x5EED5EED5EEDULL);
+        write_file(dir + "/index.big", bytes);
+        REQUIRE(std::rename((dir + "/index.big").c_str(), (dir + "/index").c_str()) == 0);
+    }
+    slot_fields const base = newest_slot(dir + "/index");
+    REQUIRE(base.live_count == n);
+    std::uint32_t const last_uid = base.uidnext - 1;
+    mmap_mailbox m(dir, own_options("Big"));
+    // A tail of T = 1000 entries (one commit), then k = 10 changes since X.
+    constexpr std::uint32_t tail = 1000;
+    uid_set first;
+    for (std::uint32_t u = 1, added = 0; added < tail; ++u)
+        if (u % 11 != 0) {
+            first.add(u);
+            ++added;
+        }
+    REQUIRE(m.update_flags(first, modify_op::add, system_flag::seen).has_value());
+    REQUIRE(m.tail_count() == tail);
+    auto const x = value(m.status()->highest_modseq);
+    auto live_below = [](std::uint32_t u) {
+        do --u;
+        while (u % 11 == 0);
+        return u;
+    };
+    std::uint32_t const a1 = live_below(last_uid), a2 = live_below(a1), a3 = live_below(a2);
+    std::uint32_t const mid = (n / 2) % 11 == 0 ? n / 2 + 1 : n / 2;
+    std::vector<std::uint32_t> const flagged{2, 3, 500, 5000, mid, a1, last_uid}; // some also in the tail
+    for (auto u : flagged) REQUIRE(m.update_flags(uid_set{{u, u}}, modify_op::add, system_flag::flagged).has_value());
+    std::vector<std::uint32_t> const gone{4, 7000, a2};
+    for (auto u : gone) REQUIRE(m.expunge(uid_set{{u, u}}).has_value());
+    std::uint64_t const k = flagged.size() + gone.size();
+    double const log_n = std::log2(static_cast<double>(n));
+
+    auto touched = [&] { return m.reader_stats().entries_touched; };
+    // Above the base: the base is not touched at all; the overlay from X on.
+    auto const t0 = touched();
+    auto c = m.changes_since(modseq{x});
+    REQUIRE(c.has_value());
+    auto const t1 = touched();
+    uid_set want_changed;
+    for (auto u : flagged) want_changed.add(u);
+    CHECK(c->changed == want_changed);
+    REQUIRE(c->expunged.has_value());
+    CHECK(*c->expunged == uid_set{{4, 4}, {7000, 7000}, {a2, a2}});
+    INFO("touched above the base: ", t1 - t0);
+    CHECK(t1 - t0 <= 4 * k + 8);
+
+    // Inside the base: binary searches in MPERM and TOMB, then the entries above X2.
+    std::uint64_t const x2 = base.base_modseq - 30; // the newest ~30 base modseqs (live and tombstones)
+    auto const t2 = touched();
+    auto c2 = m.changes_since(modseq{x2});
+    REQUIRE(c2.has_value());
+    auto const t3 = touched();
+    REQUIRE(c2->expunged.has_value());
+    std::uint64_t const k2 = c2->changed.count() + c2->expunged->count();
+    CHECK(k2 >= tail);           // the first tail commit is above x2
+    CHECK(c2->changed.contains(a3));           // a base entry above x2 that the tail did not touch
+    CHECK(c2->changed.contains(last_uid));
+    CHECK(c2->expunged->contains(last_uid - (last_uid % 11))); // the newest base tombstone
+    INFO("touched inside the base: ", t3 - t2, " for k = ", k2, ", log2 N = ", log_n);
+    CHECK(static_cast<double>(t3 - t2) <= 4.0 * (log_n + static_cast<double>(k2) + tail));
+    // Far below N: a scan of the base would touch n entries.
+    CHECK(t3 - t2 < n / 4 + 2 * tail);
+}
+
+TEST_CASE("mmap_mailbox changes_since pages: the union of the pages is the unpaged answer, in modseq order") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    mmap_mailbox m(dir, own_options("P"));
+    for (int i = 1; i <= 40; ++i) REQUIRE(m.append("m", mail_time{i}).has_value());
+    REQUIRE(m.expunge(uid_set{{5, 8}}).has_value());
+    REQUIRE(m.compact().has_value()); // base: 36 live messages
+    REQUIRE(m.update_flags(uid_set{{1, 3}, {30, 31}}, modify_op::add, system_flag::seen).has_value());
+    REQUIRE(m.update_flags(uid_set{{2, 2}}, modify_op::add, system_flag::flagged).has_value()); // supersedes a tail image
+    REQUIRE(m.expunge(uid_set{{31, 31}}).has_value());
+    REQUIRE(m.append("n", mail_time{50}).has_value());
+    CHECK(m.changes_since(modseq{0}, 0).error_value().is(errc::invalid_argument));
+    for (std::uint64_t since : {0ULL, 10ULL, 44ULL, 46ULL, 1000ULL}) {
+        auto whole = m.changes_since(modseq{since});
+        REQUIRE(whole.has_value());
+        for (std::size_t limit : {std::size_t{1}, std::size_t{3}, std::size_t{7}, std::size_t{100}}) {
+            CAPTURE(since);
+            CAPTURE(limit);
+            uid_set got;
+            std::size_t count = 0;
+            modseq at{since};
+            for (int page = 0; page < 100; ++page) {
+                auto p = m.changes_since(at, limit);
+                REQUIRE(p.has_value());
+                CHECK(p->changed.size() <= limit);
+                for (auto u : p->changed) {
+                    CHECK_FALSE(got.contains(value(u))); // nothing repeated
+                    got.add(value(u));
+                }
+                count += p->changed.size();
+                if (!p->changed.empty()) CHECK(value(p->next) > value(at));
+                at = p->next;
+                if (!p->more) break;
+                CHECK(p->changed.size() == limit);
+            }
+            CHECK(got == whole->changed);
+            CHECK(count == whole->changed.count());
+        }
+    }
+}
+
+TEST_CASE("mmap_mailbox modes: a file truncated in place under an open handle is reported, never read past its end") {
+    // The writer never shrinks a published file; another program might. Every call's
+    // refresh checks the committed end against the file size before a query reads the
+    // base, so the mapping is not touched past the end (no SIGBUS) in either mode.
+    for (bool use_mmap : {true, false}) {
+        CAPTURE(use_mmap);
+        temp_dir t;
+        std::string const dir = t.path + "/box";
+        REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+        mmap_options o = own_options("T");
+        o.use_mmap = use_mmap;
+        mmap_mailbox m(dir, o);
+        for (int i = 1; i <= 50; ++i) REQUIRE(m.append("m", mail_time{i}).has_value());
+        REQUIRE(m.compact().has_value());
+        auto const before = snapshot(m);
+        REQUIRE(before.has_value());
+        auto const f = read_file(dir + "/index");
+        slot_fields const h = newest_slot(dir + "/index");
+        REQUIRE(::truncate((dir + "/index").c_str(), static_cast<off_t>(h.live_off + entry_size * 10)) == 0);
+        uid_set all;
+        all.add_range(1, 0xFFFFFFFEU);
+        auto e = m.fetch(all, fetch_fields::all);
+        REQUIRE_FALSE(e.has_value());
+        CHECK(e.error_value().is(errc::corrupted));
+        auto c = m.changes_since(modseq{0});
+        REQUIRE_FALSE(c.has_value());
+        // Put back (same inode): the handle answers again.
+        write_file(dir + "/index", f);
+        auto after = snapshot(m);
+        REQUIRE(after.has_value());
+        CHECK(*after == *before);
+    }
 }

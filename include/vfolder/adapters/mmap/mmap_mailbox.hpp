@@ -14,14 +14,17 @@
 /// "inconsistent" error), and only its new entries are read, validated and applied; a
 /// replaced file is reopened in full.
 ///
+/// The reader holds a snapshot (§7): the base read in place from the committed bytes
+/// (mapped, or read into a private buffer with `mmap_options::use_mmap = false`; shared
+/// and reference-counted), plus an overlay built from the tail (O(T) memory). Queries
+/// merge the two: lookups and changed-since are binary searches (O(log N + k)), never
+/// a scan of the base. The base is validated in full at open by default, or entry by
+/// entry on first use (`mmap_options::validate = lazy`).
+///
 /// The handles of one process on one directory share one reference-counted state (open
-/// files, materialised messages, a mutex serialising the calls), keyed by the directory's
+/// files, the snapshot, a mutex serialising the calls), keyed by the directory's
 /// device and inode (`mmap_options::share_open`). The last one to close releases it,
 /// compacting first when worthwhile (`mmap_options::auto_compact`).
-///
-/// v1 limits: the reader maps the committed range (PROT_READ, MAP_SHARED) at open,
-/// validates it and materialises the messages in memory (O(N) per open, O(k log N) per
-/// refresh that finds k new entries); queries then run on that copy.
 #pragma once
 
 #include <vfolder/adapters/mmap/detail/crc32c.hpp>
@@ -55,6 +58,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -96,6 +100,18 @@ struct mmap_options {
     /// `vanished_floor` to the largest pruned modseq.
     std::uint32_t tomb_keep_count = 100000;
     std::chrono::seconds tomb_keep_age{std::chrono::hours{24 * 90}};
+    /// How an open checks the base (§7 step 5, §9.2). `full`: every LIVE, MPERM, TOMB and
+    /// KW element and base_crc, O(N) (no per-message heap structure is built either way).
+    /// `lazy`: only the O(1) structure (slot, KW entries, the last LIVE entry, the TOMB
+    /// elements' ranges); each LIVE entry's CRC and fields are checked the first time a
+    /// query touches it, which then fails with the same `corrupted` error. base_crc and
+    /// the cross-entry rules (UID and MPERM order) are not checked in lazy mode.
+    enum class validation { full, lazy };
+    validation validate = validation::full;
+    /// true: the committed range is mapped (PROT_READ, MAP_SHARED). false (no-mmap mode,
+    /// §7): it is read with pread into a private buffer shared by the snapshots; an I/O
+    /// error is then an error code, never a SIGBUS. Queries are identical.
+    bool use_mmap = true;
 };
 
 /// \brief Counters of the reader's work on one open state (shared by the handles that
@@ -109,6 +125,8 @@ struct mmap_reader_stats {
     std::uint64_t incremental_refreshes = 0;  ///< refreshes that applied only new tail entries
     std::uint64_t busy_refreshes = 0;         ///< refreshes that kept the snapshot: a slot was being published
     std::uint64_t compactions = 0;            ///< compactions done through this state (explicit or automatic)
+    std::uint64_t entries_touched = 0;        ///< base entries (LIVE, MPERM, TOMB) and overlay records read by queries and writes
+    std::uint64_t lazy_entries_checked = 0;   ///< LIVE entries checked on first touch (lazy mode)
 };
 
 /// \brief What `mmap_mailbox::repair` found and did (§10).
@@ -184,7 +202,9 @@ struct live_msg {
     keyword_set kws;
 };
 
-/// \brief The materialised state of one generation of an index file.
+/// \brief A materialised mailbox state (every live message in a map): what `create` and
+/// `repair` build a new file from, and what `check_built_file` compares such a file with.
+/// The reader does not use it: it serves queries from a `snapshot`.
 struct mailbox_state {
     slot_fields hdr;                                  // the slot in force
     std::uint64_t ino = 0;
@@ -208,17 +228,367 @@ struct mailbox_state {
     }
 };
 
-/// \brief Validates the base (§9.2) of `s.hdr` in the mapped bytes `p` (at least
-/// `committed_end` long) and fills `s`.
-[[nodiscard]] inline result<void> load_base(mailbox_state& s, std::byte const* p, std::string const& file) {
+/// \brief The immutable committed bytes [0, n) of one index file, shared (reference
+/// counted) by the snapshots that read them, so that an old snapshot outlives a reopen: a
+/// MAP_SHARED mapping, a private pread copy (no-mmap mode), or bytes the caller owns
+/// (validation of a buffer). Only ever read below `n`, which was checked against the file
+/// size; the writer never shrinks a published file in place (no SIGBUS, §7 step 4).
+struct region {
+    mapping map;
+    std::vector<std::byte> buf;
+    std::byte const* p = nullptr;
+    std::size_t n = 0;
+};
+
+/// \brief [0, size) of `fd`: mapped, or read into a private buffer when `!use_mmap`.
+[[nodiscard]] inline result<std::shared_ptr<region const>> read_region(unique_fd const& fd, std::uint64_t size,
+                                                                       bool use_mmap) {
+    auto r = std::make_shared<region>();
+    if (use_mmap) {
+        if (auto m = mapping::map(r->map, fd, size); !m) return std::move(m).error_value();
+        r->p = r->map.data();
+    } else {
+        r->buf.resize(static_cast<std::size_t>(size));
+        if (auto m = fd.pread_all(r->buf, 0); !m) return std::move(m).error_value();
+        r->p = r->buf.data();
+    }
+    r->n = static_cast<std::size_t>(size);
+    return std::shared_ptr<region const>(std::move(r));
+}
+
+/// \brief A region over bytes owned by the caller (they must outlive its use).
+[[nodiscard]] inline std::shared_ptr<region const> borrow_region(std::byte const* p, std::size_t n) {
+    auto r = std::make_shared<region>();
+    r->p = p;
+    r->n = n;
+    return r;
+}
+
+/// \brief The keyword names of images, cached per distinct keyword bitmask (a query
+/// builds one name set per mask, not one per message).
+class keyword_cache {
+public:
+    explicit keyword_cache(std::vector<std::string> const& kw) : kw_(kw) {}
+    [[nodiscard]] keyword_set const& of(msg_image const& m) {
+        auto it = cache_.find(m.keywords);
+        if (it == cache_.end()) {
+            keyword_set k;
+            for (std::uint32_t i = 0; i < kw_.size(); ++i)
+                if (m.has_kw(i)) k.insert(kw_[i]);
+            it = cache_.emplace(m.keywords, std::move(k)).first;
+        }
+        return it->second;
+    }
+
+private:
+    std::vector<std::string> const& kw_;
+    std::map<std::array<std::uint8_t, 16>, keyword_set> cache_;
+};
+
+/// \brief What a reader holds of one generation (§7): the base read in place from the
+/// committed bytes (`mem`), plus an overlay built from the tail: the latest tail image of
+/// each UID the tail touched, the non-expunged tail images (`changes`, file order, so by
+/// modseq), the tail tombstones, the UIDs the tail appended and the keyword table. Memory
+/// O(T + K) besides the shared bytes (and one bit per LIVE entry in lazy mode).
+///
+/// Every value read from `mem` is copied first and then checked before use as an index
+/// (§9.4). In lazy mode (`lazy`), a LIVE entry's §9.2 entry checks (CRC, fields) run the
+/// first time it is touched (`verified`); TOMB elements and MPERM values are range-checked
+/// at every use in both modes.
+struct index_snapshot {
+    slot_fields hdr;                                  // the slot in force
+    std::uint64_t ino = 0;
+    std::shared_ptr<region const> mem;                // the committed bytes (at least [0, tail_off))
+    std::string file;                                 // for error messages
+    bool lazy = false;
+    mutable std::vector<std::uint64_t> verified;      // lazy: bit i = LIVE entry i checked
+    std::vector<std::string> kw;                      // index -> name
+    std::map<std::string, std::uint32_t, std::less<>> kw_index;
+    std::unordered_map<std::uint32_t, msg_image> over;                 // uid -> latest tail image
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> changes;      // (modseq, uid): non-expunged tail images
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> tombs;        // (modseq, uid): tail expunges
+    std::vector<std::uint32_t> appended;                               // UIDs appended by the tail, ascending
+    // Tail replay state (§9.3).
+    std::uint32_t tail_count = 0;
+    std::uint32_t chain = 0;
+    std::uint32_t running_next = 1;
+    std::uint64_t last_tail_mod = 0;
+    std::size_t live = 0;                             // live messages
+    mutable std::uint64_t touched = 0;                // base entries and overlay records touched by queries
+    mutable std::uint64_t lazily_checked = 0;         // LIVE entries checked on first touch (lazy mode)
+
+    [[nodiscard]] keyword_set names_of(msg_image const& m) const {
+        keyword_set k;
+        for (std::uint32_t i = 0; i < kw.size(); ++i)
+            if (m.has_kw(i)) k.insert(kw[i]);
+        return k;
+    }
+
+    /// The §9.2 checks of one LIVE entry (at file offset `off`) that need no other entry.
+    [[nodiscard]] result<msg_image> check_live_entry(std::byte const* e, std::uint64_t off) const {
+        if (!entry_crc_ok(e, hdr.seed())) return corrupt(file, off + 92, "crc", "LIVE entry checksum mismatch");
+        msg_image m = decode_msg(e);
+        if (auto [f, why] = check_msg_fields(m, hdr.base_kw_count); !f.empty()) return corrupt(file, off, f, why);
+        if (m.state != 0) return corrupt(file, off + 6, "state", "not 0 in LIVE");
+        if (m.uid >= hdr.uidnext) return corrupt(file, off, "uid", "not below uidnext");
+        if (m.modseq > hdr.base_modseq) return corrupt(file, off + 8, "modseq", "above base_modseq");
+        return m;
+    }
+
+    /// LIVE entry `i`, copied out of the bytes (then checked on first touch in lazy mode).
+    [[nodiscard]] result<msg_image> base_msg(std::uint32_t i) const {
+        std::uint64_t const off = hdr.live_off + entry_size * i;
+        if (i >= hdr.live_count || off + entry_size > mem->n) return corrupt(file, off, "live index", "out of range");
+        ++touched;
+        std::array<std::byte, entry_size> e{};
+        std::memcpy(e.data(), mem->p + off, entry_size);
+        if (lazy && ((verified[i / 64] >> (i % 64)) & 1U) == 0) {
+            auto m = check_live_entry(e.data(), off);
+            if (!m) return m;
+            verified[i / 64] |= std::uint64_t{1} << (i % 64);
+            ++lazily_checked;
+            return m;
+        }
+        return decode_msg(e.data());
+    }
+
+    /// The UID of LIVE entry `i`.
+    [[nodiscard]] result<std::uint32_t> base_uid(std::uint32_t i) const {
+        if (lazy) {
+            auto m = base_msg(i);
+            if (!m) return std::move(m).error_value();
+            return m->uid;
+        }
+        std::uint64_t const off = hdr.live_off + entry_size * i;
+        if (i >= hdr.live_count || off + entry_size > mem->n) return corrupt(file, off, "live index", "out of range");
+        ++touched;
+        return load_le<std::uint32_t>(mem->p + off);
+    }
+
+    /// MPERM value `j`, checked to be a LIVE position.
+    [[nodiscard]] result<std::uint32_t> mperm(std::uint32_t j) const {
+        std::uint64_t const off = hdr.mperm_off + 4ULL * j;
+        if (j >= hdr.live_count || off + 4 > mem->n) return corrupt(file, off, "mperm", "position out of range");
+        ++touched;
+        std::uint32_t const v = load_le<std::uint32_t>(mem->p + off);
+        if (v >= hdr.live_count) return corrupt(file, off, "mperm", "index out of range");
+        return v;
+    }
+
+    /// TOMB element `i` as (modseq, uid), range-checked.
+    [[nodiscard]] result<std::pair<std::uint64_t, std::uint32_t>> base_tomb(std::uint32_t i) const {
+        std::uint64_t const off = hdr.tomb_off + tomb_size * i;
+        if (i >= hdr.tomb_count || off + tomb_size > mem->n) return corrupt(file, off, "tomb index", "out of range");
+        ++touched;
+        std::array<std::byte, tomb_size> t{};
+        std::memcpy(t.data(), mem->p + off, tomb_size);
+        std::uint32_t const u = load_le<std::uint32_t>(t.data());
+        std::uint64_t const mod = load_le<std::uint64_t>(t.data() + 8);
+        if (load_le<std::uint32_t>(t.data() + 4) != 0) return corrupt(file, off + 4, "tomb zero", "not zero");
+        if (u == 0 || u >= hdr.uidnext) return corrupt(file, off, "tomb uid", "not in [1, uidnext)");
+        if (mod <= hdr.vanished_floor || mod > hdr.base_modseq)
+            return corrupt(file, off + 8, "tomb modseq", "not in (vanished_floor, base_modseq]");
+        return std::pair<std::uint64_t, std::uint32_t>{mod, u};
+    }
+
+    /// The first LIVE position whose UID is >= u.
+    [[nodiscard]] result<std::uint32_t> base_lower_bound(std::uint32_t u) const {
+        std::uint32_t lo = 0, hi = hdr.live_count;
+        while (lo < hi) {
+            std::uint32_t const mid = lo + (hi - lo) / 2;
+            auto x = base_uid(mid);
+            if (!x) return std::move(x).error_value();
+            if (*x < u) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
+    }
+
+    /// The current image of live message `u` (nullopt: not live): overlay, then LIVE.
+    [[nodiscard]] result<std::optional<msg_image>> lookup(std::uint32_t u) const {
+        if (auto it = over.find(u); it != over.end()) {
+            ++touched;
+            if ((it->second.state & state_expunged) != 0) return std::optional<msg_image>{};
+            return std::optional<msg_image>(it->second);
+        }
+        if (hdr.live_count == 0 || (!appended.empty() && u >= appended.front())) return std::optional<msg_image>{};
+        auto i = base_lower_bound(u);
+        if (!i) return std::move(i).error_value();
+        if (*i >= hdr.live_count) return std::optional<msg_image>{};
+        auto m = base_msg(*i);
+        if (!m) return std::move(m).error_value();
+        if (m->uid != u) return std::optional<msg_image>{};
+        return std::optional<msg_image>(*m);
+    }
+
+    /// A position in the live messages in UID order (LIVE, then the appended UIDs).
+    struct cursor {
+        std::uint32_t i = 0;
+        std::size_t j = 0;
+    };
+    /// The cursor at the first live UID >= u.
+    [[nodiscard]] result<cursor> seek(std::uint32_t u) const {
+        cursor c;
+        if (u > 1) {
+            auto i = base_lower_bound(u);
+            if (!i) return std::move(i).error_value();
+            c.i = *i;
+        }
+        c.j = static_cast<std::size_t>(std::lower_bound(appended.begin(), appended.end(), u) - appended.begin());
+        return c;
+    }
+    /// The next live message at `c` (nullopt: none left): base entries the overlay
+    /// supersedes take their tail image, expunged ones are skipped.
+    [[nodiscard]] result<std::optional<msg_image>> next(cursor& c) const {
+        while (c.i < hdr.live_count) {
+            auto m = base_msg(c.i++);
+            if (!m) return std::move(m).error_value();
+            if (!over.empty())
+                if (auto o = over.find(m->uid); o != over.end()) {
+                    if ((o->second.state & state_expunged) != 0) continue;
+                    return std::optional<msg_image>(o->second);
+                }
+            return std::optional<msg_image>(*m);
+        }
+        while (c.j < appended.size()) {
+            auto o = over.find(appended[c.j++]);
+            ++touched;
+            if (o == over.end() || (o->second.state & state_expunged) != 0) continue;
+            return std::optional<msg_image>(o->second);
+        }
+        return std::optional<msg_image>{};
+    }
+    /// Calls f(image) for each live message with UID in [lo, hi], in UID order.
+    template <class F>
+    [[nodiscard]] result<void> for_each_live(std::uint32_t lo, std::uint32_t hi, F&& f) const {
+        auto c = seek(lo);
+        if (!c) return std::move(c).error_value();
+        for (;;) {
+            auto m = next(*c);
+            if (!m) return std::move(m).error_value();
+            if (!*m || (*m)->uid > hi) return {};
+            f(**m);
+        }
+    }
+
+    /// The first MPERM position whose message has a modseq above x.
+    [[nodiscard]] result<std::uint32_t> mperm_upper_bound(std::uint64_t x) const {
+        if (x >= hdr.base_modseq) return hdr.live_count; // every LIVE modseq is <= base_modseq
+        std::uint32_t lo = 0, hi = hdr.live_count;
+        while (lo < hi) {
+            std::uint32_t const mid = lo + (hi - lo) / 2;
+            auto v = mperm(mid);
+            if (!v) return std::move(v).error_value();
+            auto m = base_msg(*v);
+            if (!m) return std::move(m).error_value();
+            if (m->modseq <= x) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
+    }
+    /// The first TOMB position with a modseq above x.
+    [[nodiscard]] result<std::uint32_t> tomb_upper_bound(std::uint64_t x) const {
+        if (x >= hdr.base_modseq) return hdr.tomb_count;
+        std::uint32_t lo = 0, hi = hdr.tomb_count;
+        while (lo < hi) {
+            std::uint32_t const mid = lo + (hi - lo) / 2;
+            auto t = base_tomb(mid);
+            if (!t) return std::move(t).error_value();
+            if (t->first <= x) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
+    }
+
+    /// UIDs of the live messages whose modseq is above x (§8.1), in modseq order.
+    /// `limit`: at most that many; `mods` (if given) gets their modseqs.
+    [[nodiscard]] result<std::vector<std::uint32_t>> changed_since(std::uint64_t x, std::size_t limit = SIZE_MAX,
+                                                                   std::vector<std::uint64_t>* mods = nullptr) const {
+        std::vector<std::uint32_t> out;
+        auto j = mperm_upper_bound(x);
+        if (!j) return std::move(j).error_value();
+        for (std::uint32_t p = *j; p < hdr.live_count && out.size() < limit; ++p) {
+            auto v = mperm(p);
+            if (!v) return std::move(v).error_value();
+            auto m = base_msg(*v);
+            if (!m) return std::move(m).error_value();
+            if (over.count(m->uid) != 0) continue; // the tail holds a newer image
+            out.push_back(m->uid);
+            if (mods != nullptr) mods->push_back(m->modseq);
+        }
+        auto it = std::upper_bound(changes.begin(), changes.end(), x,
+                                   [](std::uint64_t y, auto const& e) { return y < e.first; });
+        for (; it != changes.end() && out.size() < limit; ++it) {
+            ++touched;
+            auto o = over.find(it->second);
+            if (o == over.end() || o->second.modseq != it->first) continue; // superseded later in the tail
+            out.push_back(it->second);
+            if (mods != nullptr) mods->push_back(it->first);
+        }
+        return out;
+    }
+    /// UIDs of the tombstones above x (§8.2; the caller checks the floor), in modseq order.
+    [[nodiscard]] result<std::vector<std::uint32_t>> vanished_since(std::uint64_t x) const {
+        std::vector<std::uint32_t> out;
+        auto i = tomb_upper_bound(x);
+        if (!i) return std::move(i).error_value();
+        for (std::uint32_t p = *i; p < hdr.tomb_count; ++p) {
+            auto t = base_tomb(p);
+            if (!t) return std::move(t).error_value();
+            out.push_back(t->second);
+        }
+        auto it = std::upper_bound(tombs.begin(), tombs.end(), x, [](std::uint64_t y, auto const& e) { return y < e.first; });
+        for (; it != tombs.end(); ++it) {
+            ++touched;
+            out.push_back(it->second);
+        }
+        return out;
+    }
+    [[nodiscard]] std::size_t tomb_total() const noexcept { return std::size_t{hdr.tomb_count} + tombs.size(); }
+    /// How many tombstones have a modseq at or below x.
+    [[nodiscard]] result<std::size_t> tombs_at_or_below(std::uint64_t x) const {
+        auto i = tomb_upper_bound(x);
+        if (!i) return std::move(i).error_value();
+        auto it = std::upper_bound(tombs.begin(), tombs.end(), x, [](std::uint64_t y, auto const& e) { return y < e.first; });
+        return std::size_t{*i} + static_cast<std::size_t>(it - tombs.begin());
+    }
+    /// Every tombstone (base, then tail), ascending by modseq (O(E); for compaction).
+    [[nodiscard]] result<std::vector<std::pair<std::uint64_t, std::uint32_t>>> all_tombs() const {
+        std::vector<std::pair<std::uint64_t, std::uint32_t>> out;
+        out.reserve(tomb_total());
+        for (std::uint32_t i = 0; i < hdr.tomb_count; ++i) {
+            auto t = base_tomb(i);
+            if (!t) return std::move(t).error_value();
+            out.push_back(*t);
+        }
+        out.insert(out.end(), tombs.begin(), tombs.end());
+        return out;
+    }
+};
+
+/// \brief Validates the base (§9.2) of `s.hdr` in `s.mem` (which covers at least
+/// [0, tail_off)) and initialises the keyword table and the replay state of `s`. Full
+/// (`!s.lazy`): base_crc, every LIVE, MPERM, TOMB and KW element, without per-message heap
+/// structures (transient: one bit per LIVE entry, one set of tombstone UIDs). Lazy: the KW
+/// entries (at most 128), the last LIVE entry and the TOMB elements' ranges (for the
+/// running next UID); the other LIVE entries are checked when first touched.
+[[nodiscard]] inline result<void> validate_base(index_snapshot& s) {
     slot_fields const& h = s.hdr;
+    std::string const& file = s.file;
+    if (s.mem == nullptr || s.mem->n < h.tail_off) return corrupt(file, 144, "tail_off", "beyond the bytes read");
+    std::byte const* p = s.mem->p;
     std::uint32_t const seed = h.seed();
-    if (crc32c_update(seed, std::span<std::byte const>(p + base_off, h.tail_off - base_off)) != h.base_crc)
+    s.kw.clear();
+    s.kw_index.clear();
+    s.verified.assign(s.lazy ? (std::size_t{h.live_count} + 63) / 64 : 0, 0);
+    if (!s.lazy && crc32c_update(seed, std::span<std::byte const>(p + base_off, h.tail_off - base_off)) != h.base_crc)
         return corrupt(file, base_off, "base_crc", "checksum mismatch");
     // KW first: LIVE keyword bits are checked against base_kw_count.
     for (std::uint32_t i = 0; i < h.base_kw_count; ++i) {
         std::uint64_t const off = h.kw_off + entry_size * i;
-        std::byte const* e = p + off;
+        std::array<std::byte, entry_size> copy{};
+        std::memcpy(copy.data(), p + off, entry_size);
+        std::byte const* e = copy.data();
         if (!entry_crc_ok(e, seed)) return corrupt(file, off + 92, "crc", "KW entry checksum mismatch");
         if (load_le<std::uint32_t>(e) != 0) return corrupt(file, off, "zero", "not zero");
         if (load_le<std::uint8_t>(e + 4) != kind_kwdef) return corrupt(file, off + 4, "kind", "not KWDEF");
@@ -233,63 +603,115 @@ struct mailbox_state {
         if (!s.kw_index.emplace(name, i).second) return corrupt(file, off + 16, "name", "duplicate keyword");
         s.kw.push_back(std::move(name));
     }
-    std::uint32_t prev_uid = 0;
-    for (std::uint32_t i = 0; i < h.live_count; ++i) {
-        std::uint64_t const off = h.live_off + entry_size * i;
-        std::byte const* e = p + off;
-        if (!entry_crc_ok(e, seed)) return corrupt(file, off + 92, "crc", "LIVE entry checksum mismatch");
-        msg_image m = decode_msg(e);
-        if (auto [f, why] = check_msg_fields(m, h.base_kw_count); !f.empty()) return corrupt(file, off, f, why);
-        if (m.state != 0) return corrupt(file, off + 6, "state", "not 0 in LIVE");
-        if (m.uid <= prev_uid) return corrupt(file, off, "uid", "LIVE not strictly increasing");
-        if (m.uid >= h.uidnext) return corrupt(file, off, "uid", "not below uidnext");
-        if (m.modseq > h.base_modseq) return corrupt(file, off + 8, "modseq", "above base_modseq");
-        prev_uid = m.uid;
-        if (!s.by_mod.emplace(m.modseq, m.uid).second) return corrupt(file, off + 8, "modseq", "duplicate modseq");
-        keyword_set k = s.names_of(m);
-        s.live.emplace_hint(s.live.end(), m.uid, live_msg{m, std::move(k)});
-    }
-    // MPERM: a permutation of LIVE sorted by modseq.
-    {
-        std::vector<bool> seen(h.live_count, false);
-        std::uint64_t prev_mod = 0;
-        std::vector<std::uint32_t> uids_by_pos;
-        uids_by_pos.reserve(h.live_count);
-        for (auto const& [u, m] : s.live) uids_by_pos.push_back(u);
-        for (std::uint32_t i = 0; i < h.live_count; ++i) {
-            std::uint64_t const off = h.mperm_off + 4ULL * i;
-            std::uint32_t const v = load_le<std::uint32_t>(p + off); // copied, then checked (§9.4)
-            if (v >= h.live_count) return corrupt(file, off, "mperm", "index out of range");
-            if (seen[v]) return corrupt(file, off, "mperm", "index repeated");
-            seen[v] = true;
-            std::uint64_t const mod = s.live.find(uids_by_pos[v])->second.img.modseq;
-            if (mod <= prev_mod) return corrupt(file, off, "mperm", "modseqs not strictly increasing");
-            prev_mod = mod;
+    for (std::uint64_t off = h.mperm_off + 4ULL * h.live_count; off < h.tomb_off; ++off)
+        if (p[off] != std::byte{0}) return corrupt(file, off, "mperm", "padding not zero");
+    std::uint32_t max_uid = 0;
+    if (s.lazy) {
+        if (h.live_count > 0) {
+            auto last = s.base_msg(h.live_count - 1);
+            if (!last) return std::move(last).error_value();
+            max_uid = last->uid;
         }
-        for (std::uint64_t off = h.mperm_off + 4ULL * h.live_count; off < h.tomb_off; ++off)
-            if (p[off] != std::byte{0}) return corrupt(file, off, "mperm", "padding not zero");
-    }
-    std::uint64_t prev_tmod = 0;
-    std::uint32_t max_uid = prev_uid;
-    for (std::uint32_t i = 0; i < h.tomb_count; ++i) {
-        std::uint64_t const off = h.tomb_off + tomb_size * i;
-        std::uint32_t const u = load_le<std::uint32_t>(p + off);
-        std::uint64_t const mod = load_le<std::uint64_t>(p + off + 8);
-        if (load_le<std::uint32_t>(p + off + 4) != 0) return corrupt(file, off + 4, "tomb zero", "not zero");
-        if (u == 0 || u >= h.uidnext) return corrupt(file, off, "tomb uid", "not in [1, uidnext)");
-        if (mod <= prev_tmod) return corrupt(file, off + 8, "tomb modseq", "not strictly increasing");
-        if (mod <= h.vanished_floor || mod > h.base_modseq)
-            return corrupt(file, off + 8, "tomb modseq", "not in (vanished_floor, base_modseq]");
-        if (s.live.count(u) != 0) return corrupt(file, off, "tomb uid", "uid is live");
-        if (!s.tomb_uids.insert(u).second) return corrupt(file, off, "tomb uid", "repeated");
-        if (s.by_mod.count(mod) != 0) return corrupt(file, off + 8, "tomb modseq", "equals a live modseq");
-        prev_tmod = mod;
-        max_uid = std::max(max_uid, u);
-        s.tombs.emplace_back(mod, u);
+        std::uint64_t prev_tmod = 0;
+        for (std::uint32_t i = 0; i < h.tomb_count; ++i) {
+            auto t = s.base_tomb(i);
+            if (!t) return std::move(t).error_value();
+            if (t->first <= prev_tmod) return corrupt(file, h.tomb_off + tomb_size * i + 8, "tomb modseq", "not strictly increasing");
+            prev_tmod = t->first;
+            max_uid = std::max(max_uid, t->second);
+        }
+    } else {
+        std::uint32_t prev_uid = 0;
+        for (std::uint32_t i = 0; i < h.live_count; ++i) {
+            std::uint64_t const off = h.live_off + entry_size * i;
+            std::array<std::byte, entry_size> copy{};
+            std::memcpy(copy.data(), p + off, entry_size);
+            auto m = s.check_live_entry(copy.data(), off);
+            if (!m) return std::move(m).error_value();
+            if (m->uid <= prev_uid) return corrupt(file, off, "uid", "LIVE not strictly increasing");
+            prev_uid = m->uid;
+        }
+        max_uid = prev_uid;
+        // MPERM: a permutation of LIVE sorted by modseq (so the LIVE modseqs are distinct).
+        {
+            std::vector<bool> seen(h.live_count, false);
+            std::uint64_t prev_mod = 0;
+            for (std::uint32_t i = 0; i < h.live_count; ++i) {
+                std::uint64_t const off = h.mperm_off + 4ULL * i;
+                std::uint32_t const v = load_le<std::uint32_t>(p + off); // copied, then checked (§9.4)
+                if (v >= h.live_count) return corrupt(file, off, "mperm", "index out of range");
+                if (seen[v]) return corrupt(file, off, "mperm", "index repeated");
+                seen[v] = true;
+                std::uint64_t const mod = load_le<std::uint64_t>(p + h.live_off + entry_size * v + 8);
+                if (mod <= prev_mod) return corrupt(file, off, "mperm", "modseqs not strictly increasing");
+                prev_mod = mod;
+            }
+        }
+        std::uint64_t prev_tmod = 0;
+        std::unordered_set<std::uint32_t> tomb_uids;
+        tomb_uids.reserve(h.tomb_count);
+        for (std::uint32_t i = 0; i < h.tomb_count; ++i) {
+            std::uint64_t const off = h.tomb_off + tomb_size * i;
+            auto t = s.base_tomb(i);
+            if (!t) return std::move(t).error_value();
+            auto const [mod, u] = *t;
+            if (mod <= prev_tmod) return corrupt(file, off + 8, "tomb modseq", "not strictly increasing");
+            auto at = s.base_lower_bound(u);
+            if (!at) return std::move(at).error_value();
+            if (*at < h.live_count) {
+                auto lu = s.base_uid(*at);
+                if (!lu) return std::move(lu).error_value();
+                if (*lu == u) return corrupt(file, off, "tomb uid", "uid is live");
+            }
+            if (!tomb_uids.insert(u).second) return corrupt(file, off, "tomb uid", "repeated");
+            auto mp = s.mperm_upper_bound(mod - 1); // mod >= 1
+            if (!mp) return std::move(mp).error_value();
+            if (*mp < h.live_count) {
+                auto v = s.mperm(*mp);
+                if (!v) return std::move(v).error_value();
+                auto lm = s.base_msg(*v);
+                if (!lm) return std::move(lm).error_value();
+                if (lm->modseq == mod) return corrupt(file, off + 8, "tomb modseq", "equals a live modseq");
+            }
+            prev_tmod = mod;
+            max_uid = std::max(max_uid, u);
+        }
     }
     s.running_next = max_uid + 1; // max_uid < uidnext <= 2^32-1: no overflow
     s.last_tail_mod = h.base_modseq;
     s.chain = seed;
+    s.tail_count = 0;
+    s.live = h.live_count;
+    s.over.clear();
+    s.changes.clear();
+    s.tombs.clear();
+    s.appended.clear();
+    s.touched = 0;
+    return {};
+}
+
+/// \brief Validates the base (§9.2) of `s.hdr` in the bytes `p` (at least `tail_off`
+/// long) and fills the materialised state `s` (repair).
+[[nodiscard]] inline result<void> load_base(mailbox_state& s, std::byte const* p, std::string const& file) {
+    index_snapshot v;
+    v.hdr = s.hdr;
+    v.file = file;
+    v.mem = borrow_region(p, static_cast<std::size_t>(s.hdr.tail_off));
+    if (auto r = validate_base(v); !r) return r;
+    for (std::uint32_t i = 0; i < v.hdr.live_count; ++i) {
+        msg_image const m = decode_msg(p + v.hdr.live_off + entry_size * i);
+        s.by_mod.emplace(m.modseq, m.uid);
+        s.live.emplace_hint(s.live.end(), m.uid, live_msg{m, v.names_of(m)});
+    }
+    auto t = v.all_tombs();
+    if (!t) return std::move(t).error_value();
+    s.tombs = std::move(*t);
+    for (auto const& e : s.tombs) s.tomb_uids.insert(e.second);
+    s.kw = std::move(v.kw);
+    s.kw_index = std::move(v.kw_index);
+    s.running_next = v.running_next;
+    s.last_tail_mod = v.last_tail_mod;
+    s.chain = v.chain;
     s.tail_count = 0;
     return {};
 }
@@ -302,16 +724,31 @@ struct tail_batch {
     slot_fields hdr;                   // the slot the entries belong to
     std::vector<std::string> new_kw;   // KWDEF names, in index order
     std::vector<msg_image> msgs;       // MSG entries, in file order
+    std::vector<std::uint32_t> appends; // UIDs appended, ascending
+    std::size_t live = 0;              // live messages after the batch
     std::uint32_t chain = 0;
     std::uint32_t running_next = 1;
     std::uint64_t last_tail_mod = 0;
 };
 
+/// The current image of `u` in a state (nullopt: not live), for `validate_tail`.
+[[nodiscard]] inline result<std::optional<msg_image>> current_image(mailbox_state const& s, std::uint32_t u) {
+    if (auto it = s.live.find(u); it != s.live.end()) return std::optional<msg_image>(it->second.img);
+    return std::optional<msg_image>{};
+}
+[[nodiscard]] inline result<std::optional<msg_image>> current_image(index_snapshot const& s, std::uint32_t u) {
+    return s.lookup(u);
+}
+[[nodiscard]] inline std::size_t live_count_of(mailbox_state const& s) noexcept { return s.live.size(); }
+[[nodiscard]] inline std::size_t live_count_of(index_snapshot const& s) noexcept { return s.live; }
+
 /// \brief Validates tail entries [s.tail_count, h.tail_count) of the slot `h` against the
 /// state `s` (§9.3); `first` points at the bytes of entry `s.tail_count` (file offsets are
-/// used only in error messages). O(k log N) for k entries; `s` is not touched.
-[[nodiscard]] inline result<tail_batch> validate_tail(mailbox_state const& s, slot_fields const& h,
-                                                      std::byte const* first, std::string const& file) {
+/// used only in error messages). O(k log N) for k entries; `s` is not touched (a snapshot's
+/// lazy checks of the base entries it looks up aside).
+template <class State>
+[[nodiscard]] inline result<tail_batch> validate_tail(State const& s, slot_fields const& h, std::byte const* first,
+                                                      std::string const& file) {
     tail_batch b;
     b.hdr = h;
     b.chain = s.chain;
@@ -322,10 +759,12 @@ struct tail_batch {
     if (h.tail_count < start) return corrupt(file, 152, "tail_count", "below the entries already applied");
     // uid -> its image after the entries seen so far in this batch (nullopt: expunged).
     std::unordered_map<std::uint32_t, std::optional<msg_image>> touched;
-    std::size_t live = s.live.size();
+    std::size_t live = live_count_of(s);
     for (std::uint32_t i = start; i < h.tail_count; ++i) {
         std::uint64_t const off = h.tail_off + entry_size * i;
-        std::byte const* e = first + entry_size * (i - start);
+        std::array<std::byte, entry_size> copy{};
+        std::memcpy(copy.data(), first + entry_size * (i - start), entry_size);
+        std::byte const* e = copy.data();
         if (!entry_crc_ok(e, seed)) return corrupt(file, off + 92, "crc", "tail entry checksum mismatch");
         b.chain = crc32c_update(b.chain, std::span<std::byte const>(e, entry_size));
         std::size_t const kw_now = s.kw.size() + b.new_kw.size();
@@ -357,15 +796,18 @@ struct tail_batch {
                 if (m.created_modseq != m.modseq) return corrupt(file, off + 16, "created_modseq", "append with created_modseq != modseq");
                 b.running_next = m.uid + 1; // uid < uidnext <= 2^32-1
                 touched[m.uid] = m;
+                b.appends.push_back(m.uid);
                 ++live;
             } else {
-                msg_image const* cur = nullptr;
+                std::optional<msg_image> cur;
                 if (auto t = touched.find(m.uid); t != touched.end()) {
-                    if (t->second) cur = &*t->second;
-                } else if (auto it = s.live.find(m.uid); it != s.live.end()) {
-                    cur = &it->second.img;
+                    cur = t->second;
+                } else {
+                    auto c = current_image(s, m.uid);
+                    if (!c) return std::move(c).error_value();
+                    cur = *c;
                 }
-                if (cur == nullptr) return corrupt(file, off, "uid", "change to vanished uid");
+                if (!cur) return corrupt(file, off, "uid", "change to vanished uid");
                 if (!m.same_immutable(*cur)) return corrupt(file, off, "uid", "immutable fields changed");
                 if (expunged) {
                     touched[m.uid] = std::nullopt;
@@ -383,6 +825,7 @@ struct tail_batch {
     if (b.chain != h.tail_chain_crc) return corrupt(file, h.tail_off, "tail_chain_crc", "chain checksum mismatch");
     if (s.kw.size() + b.new_kw.size() != h.kw_count) return corrupt(file, 84, "kw_count", "does not match the keywords defined");
     if (live != h.exists) return corrupt(file, 160, "exists", "does not match the live messages");
+    b.live = live;
     return b;
 }
 
@@ -417,8 +860,30 @@ inline void apply_tail(mailbox_state& s, tail_batch&& b) {
     s.hdr = b.hdr;
 }
 
+/// \brief Applies a batch that `validate_tail` accepted for `s` (and nothing since) to the
+/// overlay: O(k).
+inline void apply_tail(index_snapshot& s, tail_batch&& b) {
+    for (auto& name : b.new_kw) {
+        s.kw_index.emplace(name, static_cast<std::uint32_t>(s.kw.size()));
+        s.kw.push_back(std::move(name));
+    }
+    for (auto const& m : b.msgs) {
+        s.over.insert_or_assign(m.uid, m);
+        if ((m.state & state_expunged) != 0) s.tombs.emplace_back(m.modseq, m.uid);
+        else s.changes.emplace_back(m.modseq, m.uid);
+    }
+    s.appended.insert(s.appended.end(), b.appends.begin(), b.appends.end());
+    s.live = b.live;
+    s.chain = b.chain;
+    s.running_next = b.running_next;
+    s.last_tail_mod = b.last_tail_mod;
+    s.tail_count = b.hdr.tail_count;
+    s.hdr = b.hdr;
+}
+
 /// \brief `validate_tail` then `apply_tail`; on failure `s` is unchanged.
-[[nodiscard]] inline result<void> replay_tail(mailbox_state& s, slot_fields const& h, std::byte const* first,
+template <class State>
+[[nodiscard]] inline result<void> replay_tail(State& s, slot_fields const& h, std::byte const* first,
                                               std::string const& file) {
     auto b = validate_tail(s, h, first, file);
     if (!b) return std::move(b).error_value();
@@ -451,6 +916,57 @@ inline void apply_tail(mailbox_state& s, tail_batch&& b) {
 /// dropped its snapshot and the caller must resync in full).
 inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
 
+/// \brief Encodes a complete index file (a new base with an empty tail) whose slot holds
+/// generation `gen` (placed by parity) with file id `file_id`, from `live_n` live
+/// messages that `each(put)` passes to `put(image)` in UID order, the keyword table `kw`
+/// and the tombstones `tombs`. `each` returns a result (a lazily checked snapshot may find
+/// a bad entry); a count other than `live_n` is an error, never an overrun.
+template <class EachLive>
+[[nodiscard]] inline result<std::vector<std::byte>> encode_index_file(std::size_t live_n, std::vector<std::string> const& kw,
+                                                                      slot_fields h, std::uint64_t gen, std::uint64_t file_id,
+                                                                      std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs,
+                                                                      EachLive&& each) {
+    h.generation = gen;
+    h.file_id = file_id;
+    h.flags = 0;
+    h.live_count = static_cast<std::uint32_t>(live_n);
+    h.tomb_count = static_cast<std::uint32_t>(tombs.size());
+    h.kw_count = h.base_kw_count = static_cast<std::uint32_t>(kw.size());
+    h.base_modseq = h.highestmodseq;
+    h.tail_count = 0;
+    h.exists = h.live_count;
+    h.derive_offsets();
+    std::uint32_t const seed = h.seed();
+    std::vector<std::byte> f(h.tail_off, std::byte{0});
+    std::size_t i = 0;
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> perm;
+    perm.reserve(live_n);
+    auto r = each([&](msg_image const& m) {
+        if (i >= live_n) {
+            ++i;
+            return;
+        }
+        encode_msg(f.data() + h.live_off + entry_size * i, m, seed);
+        perm.emplace_back(m.modseq, static_cast<std::uint32_t>(i));
+        ++i;
+    });
+    if (!r) return std::move(r).error_value();
+    if (i != live_n) return error{errc::corrupted, "live message count does not match while building an index"};
+    std::sort(perm.begin(), perm.end());
+    for (std::size_t j = 0; j < perm.size(); ++j) store_le<std::uint32_t>(f.data() + h.mperm_off + 4 * j, perm[j].second);
+    for (std::size_t j = 0; j < tombs.size(); ++j) {
+        store_le<std::uint32_t>(f.data() + h.tomb_off + tomb_size * j, tombs[j].second);
+        store_le<std::uint64_t>(f.data() + h.tomb_off + tomb_size * j + 8, tombs[j].first);
+    }
+    for (std::size_t j = 0; j < kw.size(); ++j)
+        encode_kwdef(f.data() + h.kw_off + entry_size * j, static_cast<std::uint16_t>(j), h.highestmodseq, kw[j], seed);
+    h.base_crc = crc32c_update(seed, std::span<std::byte const>(f.data() + base_off, h.tail_off - base_off));
+    h.tail_chain_crc = seed;
+    auto const slot = encode_slot(h);
+    std::memcpy(f.data() + (gen % 2 == 0 ? 0 : slot_b_off), slot.data(), slot_size);
+    return f;
+}
+
 /// \brief Encodes a complete index file for `s` (a new base with an empty tail) whose
 /// slot holds generation `gen` (placed by parity) with file id `file_id`.
 /// The tombstones written are `tombs` (a suffix of `s.tombs` when compaction prunes;
@@ -458,38 +974,11 @@ inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
 [[nodiscard]] inline std::vector<std::byte> build_index_file(mailbox_state const& s, slot_fields h,
                                                              std::uint64_t gen, std::uint64_t file_id,
                                                              std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs) {
-    h.generation = gen;
-    h.file_id = file_id;
-    h.flags = 0;
-    h.live_count = static_cast<std::uint32_t>(s.live.size());
-    h.tomb_count = static_cast<std::uint32_t>(tombs.size());
-    h.kw_count = h.base_kw_count = static_cast<std::uint32_t>(s.kw.size());
-    h.base_modseq = h.highestmodseq;
-    h.tail_count = 0;
-    h.exists = h.live_count;
-    h.derive_offsets();
-    std::uint32_t const seed = h.seed();
-    std::vector<std::byte> f(h.tail_off, std::byte{0});
-    std::uint32_t i = 0;
-    std::vector<std::pair<std::uint64_t, std::uint32_t>> perm;
-    for (auto const& [u, m] : s.live) {
-        encode_msg(f.data() + h.live_off + entry_size * i, m.img, seed);
-        perm.emplace_back(m.img.modseq, i);
-        ++i;
-    }
-    std::sort(perm.begin(), perm.end());
-    for (std::size_t j = 0; j < perm.size(); ++j) store_le<std::uint32_t>(f.data() + h.mperm_off + 4 * j, perm[j].second);
-    for (std::size_t j = 0; j < tombs.size(); ++j) {
-        store_le<std::uint32_t>(f.data() + h.tomb_off + tomb_size * j, tombs[j].second);
-        store_le<std::uint64_t>(f.data() + h.tomb_off + tomb_size * j + 8, tombs[j].first);
-    }
-    for (std::size_t j = 0; j < s.kw.size(); ++j)
-        encode_kwdef(f.data() + h.kw_off + entry_size * j, static_cast<std::uint16_t>(j), h.highestmodseq, s.kw[j], seed);
-    h.base_crc = crc32c_update(seed, std::span<std::byte const>(f.data() + base_off, h.tail_off - base_off));
-    h.tail_chain_crc = seed;
-    auto const slot = encode_slot(h);
-    std::memcpy(f.data() + (gen % 2 == 0 ? 0 : slot_b_off), slot.data(), slot_size);
-    return f;
+    auto f = encode_index_file(s.live.size(), s.kw, h, gen, file_id, tombs, [&](auto&& put) -> result<void> {
+        for (auto const& [u, m] : s.live) put(m.img);
+        return {};
+    });
+    return std::move(*f); // cannot fail: the map yields exactly live.size() images
 }
 
 /// \brief `build_index_file` keeping every tombstone of `s`.
@@ -498,20 +987,35 @@ inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
     return build_index_file(s, h, gen, file_id, std::span<std::pair<std::uint64_t, std::uint32_t> const>(s.tombs));
 }
 
+/// \brief `build_index_file` from a snapshot: the merged live set (base entries the
+/// overlay does not supersede or expunge, tail images, appended UIDs) in UID order.
+[[nodiscard]] inline result<std::vector<std::byte>> build_index_file(index_snapshot const& s, slot_fields h, std::uint64_t gen,
+                                                                     std::uint64_t file_id,
+                                                                     std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs) {
+    return encode_index_file(s.live, s.kw, h, gen, file_id, tombs,
+                             [&](auto&& put) { return s.for_each_live(1, 0xFFFFFFFFU, put); });
+}
+
+/// \brief The slot in force of a file made by `build_index_file`.
+[[nodiscard]] inline result<slot_fields> built_slot(std::vector<std::byte> const& bytes, std::string const& file) {
+    if (bytes.size() < base_off) return corrupt(file, 0, "file size", "built file too small");
+    std::span<std::byte const, slot_size> const a(bytes.data(), slot_size), b(bytes.data() + slot_b_off, slot_size);
+    slot_fields const sa = decode_slot(a), sb = decode_slot(b);
+    if (check_slot(sa, a, 0, bytes.size(), file)) return sa;
+    if (auto r = check_slot(sb, b, slot_b_off, bytes.size(), file); !r) return std::move(r).error_value();
+    return sb;
+}
+
 /// \brief Checks in memory that `bytes` (a file made by `build_index_file`, empty tail) is
 /// a valid index holding exactly the live messages (images and keyword names) of `want`
 /// and the tombstones `tombs` (§8.4 step 2: abort before the rename otherwise).
 [[nodiscard]] inline result<void> check_built_file(std::vector<std::byte> const& bytes, mailbox_state const& want,
                                                    std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs,
                                                    std::string const& file) {
-    if (bytes.size() < base_off) return corrupt(file, 0, "file size", "built file too small");
-    std::span<std::byte const, slot_size> const a(bytes.data(), slot_size), b(bytes.data() + slot_b_off, slot_size);
-    slot_fields const sa = decode_slot(a), sb = decode_slot(b);
-    bool const use_a = check_slot(sa, a, 0, bytes.size(), file).has_value();
-    if (!use_a)
-        if (auto r = check_slot(sb, b, slot_b_off, bytes.size(), file); !r) return r;
+    auto h = built_slot(bytes, file);
+    if (!h) return std::move(h).error_value();
     mailbox_state got;
-    got.hdr = use_a ? sa : sb;
+    got.hdr = *h;
     if (auto r = load_base(got, bytes.data(), file); !r) return r;
     if (auto r = replay_tail(got, got.hdr, bytes.data() + got.hdr.tail_off, file); !r) return r;
     auto mismatch = [&](std::string_view what) {
@@ -526,6 +1030,45 @@ inline constexpr std::string_view inconsistent_prefix = "inconsistent index ";
             return mismatch("uid " + std::to_string(u) + " differs");
     }
     if (!std::equal(got.tombs.begin(), got.tombs.end(), tombs.begin(), tombs.end())) return mismatch("tombstones");
+    return {};
+}
+
+/// \brief `check_built_file` against a snapshot: the built LIVE entries and the merged
+/// live set of `want` are compared side by side in UID order (no copy of either).
+[[nodiscard]] inline result<void> check_built_file(std::vector<std::byte> const& bytes, index_snapshot const& want,
+                                                   std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs,
+                                                   std::string const& file) {
+    auto h = built_slot(bytes, file);
+    if (!h) return std::move(h).error_value();
+    index_snapshot got;
+    got.hdr = *h;
+    got.file = file;
+    got.mem = borrow_region(bytes.data(), bytes.size());
+    if (auto r = validate_base(got); !r) return r;
+    if (auto r = replay_tail(got, got.hdr, bytes.data() + got.hdr.tail_off, file); !r) return r;
+    auto mismatch = [&](std::string_view what) {
+        return error{errc::corrupted, "built index " + file + " differs from the state it was built from: " + std::string(what)};
+    };
+    if (got.live != want.live || got.tail_count != 0) return mismatch("live count");
+    keyword_cache gk(got.kw), wk(want.kw);
+    std::uint32_t i = 0;
+    std::string bad;
+    auto r = want.for_each_live(1, 0xFFFFFFFFU, [&](msg_image const& m) {
+        if (!bad.empty()) return;
+        auto g = got.base_msg(i++);
+        if (!g) {
+            bad = "uid " + std::to_string(m.uid) + " missing";
+            return;
+        }
+        if (!g->same_immutable(m) || g->modseq != m.modseq || g->sysflags != m.sysflags || gk.of(*g) != wk.of(m))
+            bad = "uid " + std::to_string(m.uid) + " differs";
+    });
+    if (!r) return r;
+    if (!bad.empty()) return mismatch(bad);
+    if (i != got.hdr.live_count) return mismatch("live count");
+    auto gt = got.all_tombs();
+    if (!gt) return std::move(gt).error_value();
+    if (!std::equal(gt->begin(), gt->end(), tombs.begin(), tombs.end())) return mismatch("tombstones");
     return {};
 }
 
@@ -676,7 +1219,7 @@ struct readable_image {
 
 /// \brief What the `mmap_mailbox` handles of one process on one mailbox directory share
 /// (§3: one open object per path per process, reference-counted): the open files, the
-/// materialised state and a mutex that serialises every call on them. Released (files
+/// snapshot and a mutex that serialises every call on them. Released (files
 /// closed) when the last handle closes.
 struct mailbox_core {
     std::mutex mu;
@@ -687,7 +1230,7 @@ struct mailbox_core {
     unique_fd fd;
     unique_fd wlock;
     unique_fd plock;
-    mailbox_state st;
+    index_snapshot st;
     std::atomic<bool> loaded{false};
     bool poisoned = false;
     bool wlock_held = false;
@@ -696,6 +1239,8 @@ struct mailbox_core {
 
     /// Drops the files and the state (the next call loads from disk).
     void reset() noexcept {
+        stats.entries_touched += st.touched;
+        stats.lazy_entries_checked += st.lazily_checked;
         fd.reset();
         wlock.reset();
         plock.reset();
@@ -885,7 +1430,7 @@ public:
         if (auto r = refresh(); !r) return std::move(r).error_value();
         auto const& st = core_->st;
         mailbox_status s;
-        s.exists = static_cast<std::uint32_t>(st.live.size());
+        s.exists = static_cast<std::uint32_t>(st.live);
         s.validity = uid_validity{st.hdr.uidvalidity};
         s.uid_next = uid{st.hdr.uidnext};
         s.highest_modseq = modseq{st.hdr.highestmodseq};
@@ -942,8 +1487,11 @@ public:
         if (!lk) return std::move(lk).error_value();
         if (auto r = refresh(); !r) return std::move(r).error_value();
         uid_set out;
-        for (auto const& [u, m] : core_->st.live)
-            if (p.matches(meta(m))) out.add(u);
+        mmap_detail::keyword_cache names(core_->st.kw);
+        auto r = core_->st.for_each_live(1, 0xFFFFFFFFU, [&](mmap_detail::msg_image const& m) {
+            if (p.matches(meta(m, names))) out.add(m.uid);
+        });
+        if (!r) return ctx(std::move(r).error_value());
         return out;
     }
 
@@ -952,14 +1500,18 @@ public:
         if (!lk) return std::move(lk).error_value();
         if (auto r = refresh(); !r) return std::move(r).error_value();
         uid_set out;
-        visit(within, [&](std::uint32_t u, mmap_detail::live_msg const& m) {
-            if (p.matches(meta(m))) out.add(u);
+        mmap_detail::keyword_cache names(core_->st.kw);
+        auto r = visit(within, [&](mmap_detail::msg_image const& m) {
+            if (p.matches(meta(m, names))) out.add(m.uid);
         });
+        if (!r) return ctx(std::move(r).error_value());
         return out;
     }
 
-    /// \brief Changed and expunged UIDs above `since` (§8.1/§8.2): O(log N + k) on the
-    /// materialised modseq index; `expunged` is nullopt below `vanished_floor`.
+    /// \brief Changed and expunged UIDs above `since` (§8.1/§8.2): O(log N + k + T): a
+    /// binary search in MPERM and in TOMB, then the overlay's changes and tombstones above
+    /// `since` (base entries the tail superseded are skipped); `expunged` is nullopt below
+    /// `vanished_floor`.
     result<change_set> changes_since(modseq since) {
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
@@ -967,21 +1519,50 @@ public:
         auto const& st = core_->st;
         change_set c;
         c.highest_modseq = modseq{st.hdr.highestmodseq};
-        std::vector<std::uint32_t> changed;
-        for (auto it = st.by_mod.upper_bound(value(since)); it != st.by_mod.end(); ++it) changed.push_back(it->second);
-        c.changed.insert_unsorted(std::span<std::uint32_t>(changed));
+        auto changed = st.changed_since(value(since));
+        if (!changed) return ctx(std::move(changed).error_value());
+        c.changed.insert_unsorted(std::span<std::uint32_t>(*changed));
         if (value(since) < st.hdr.vanished_floor) {
             c.expunged = std::nullopt;
         } else {
-            std::vector<std::uint32_t> v;
-            auto it = std::upper_bound(st.tombs.begin(), st.tombs.end(), value(since),
-                                       [](std::uint64_t x, auto const& e) { return x < e.first; });
-            for (; it != st.tombs.end(); ++it) v.push_back(it->second);
+            auto v = st.vanished_since(value(since));
+            if (!v) return ctx(std::move(v).error_value());
             uid_set ex;
-            ex.insert_unsorted(std::span<std::uint32_t>(v));
+            ex.insert_unsorted(std::span<std::uint32_t>(*v));
             c.expunged = std::move(ex);
         }
         return c;
+    }
+
+    /// \brief One page of `changes_since(since, limit)` (§8.1).
+    struct change_page {
+        std::vector<uid> changed;   ///< live messages changed above `since`, in ascending modseq order
+        modseq next{};              ///< the modseq of the last one (`since` if none): the next page's `since`
+        bool more = false;          ///< whether messages above `next` remain
+    };
+
+    /// \brief Changed-since in pages (§8.1): at most `limit` (>= 1) live messages whose
+    /// modseq is above `since`, in modseq order, and `next`, the modseq of the last one.
+    /// `changes_since(next, limit)` continues exactly where the page stopped, nothing lost
+    /// or repeated (every message has a modseq of its own; a message changed meanwhile
+    /// moves above `next` and shows up again later, with its new modseq). Expunges are not
+    /// paged: see `changes_since(since)`. O(log N + limit + s).
+    result<change_page> changes_since(modseq since, std::size_t limit) {
+        if (limit == 0) return ctx(error{errc::invalid_argument, "page limit must be at least 1"});
+        auto lk = lock_core();
+        if (!lk) return std::move(lk).error_value();
+        if (auto r = refresh(); !r) return std::move(r).error_value();
+        std::vector<std::uint64_t> mods;
+        std::size_t const ask = limit == SIZE_MAX ? limit : limit + 1;
+        auto changed = core_->st.changed_since(value(since), ask, &mods);
+        if (!changed) return ctx(std::move(changed).error_value());
+        change_page p;
+        p.more = changed->size() > limit;
+        if (p.more) changed->resize(limit);
+        p.changed.reserve(changed->size());
+        for (auto u : *changed) p.changed.push_back(uid{u});
+        p.next = changed->empty() ? since : modseq{mods[changed->size() - 1]};
+        return p;
     }
 
     result<std::vector<message_record>> fetch(uid_set const& uids, fetch_fields fields) {
@@ -989,17 +1570,19 @@ public:
         if (!lk) return std::move(lk).error_value();
         if (auto r = refresh(); !r) return std::move(r).error_value();
         std::vector<message_record> out;
-        visit(uids, [&](std::uint32_t u, mmap_detail::live_msg const& m) {
+        mmap_detail::keyword_cache names(core_->st.kw);
+        auto r = visit(uids, [&](mmap_detail::msg_image const& m) {
             message_record rec;
-            rec.id = uid{u};
-            if (has(fields, fetch_fields::received)) rec.received = mail_time{m.img.date};
+            rec.id = uid{m.uid};
+            if (has(fields, fetch_fields::received)) rec.received = mail_time{m.date};
             if (has(fields, fetch_fields::flags)) {
-                rec.flags = flag_set::from_bits(m.img.sysflags);
-                rec.keywords = m.kws;
+                rec.flags = flag_set::from_bits(m.sysflags);
+                rec.keywords = names.of(m);
             }
-            if (has(fields, fetch_fields::size)) rec.size = m.img.size;
+            if (has(fields, fetch_fields::size)) rec.size = m.size;
             out.push_back(std::move(rec));
         });
+        if (!r) return ctx(std::move(r).error_value());
         return out;
     }
 
@@ -1007,13 +1590,12 @@ public:
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
         return transact([&](txn& t) -> result<void> {
-            std::vector<std::uint32_t> targets;
-            visit(uids, [&](std::uint32_t u, mmap_detail::live_msg const&) { targets.push_back(u); });
-            for (auto u : targets) {
-                auto const& m = core_->st.live.find(u)->second;
-                auto const nf = apply(flag_set::from_bits(m.img.sysflags), op, f).storable();
-                if (nf.bits() == m.img.sysflags) continue;
-                mmap_detail::msg_image img = m.img;
+            std::vector<mmap_detail::msg_image> targets;
+            if (auto r = visit(uids, [&](mmap_detail::msg_image const& m) { targets.push_back(m); }); !r) return r;
+            for (auto const& m : targets) {
+                auto const nf = apply(flag_set::from_bits(m.sysflags), op, f).storable();
+                if (nf.bits() == m.sysflags) continue;
+                mmap_detail::msg_image img = m;
                 img.sysflags = nf.bits();
                 t.add_msg(img);
             }
@@ -1025,13 +1607,14 @@ public:
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
         return transact([&](txn& t) -> result<void> {
-            std::vector<std::uint32_t> targets;
-            visit(uids, [&](std::uint32_t u, mmap_detail::live_msg const&) { targets.push_back(u); });
-            for (auto u : targets) {
-                auto const& m = core_->st.live.find(u)->second;
-                keyword_set nk = apply(m.kws, op, k);
-                if (nk == m.kws) continue;
-                mmap_detail::msg_image img = m.img;
+            std::vector<mmap_detail::msg_image> targets;
+            if (auto r = visit(uids, [&](mmap_detail::msg_image const& m) { targets.push_back(m); }); !r) return r;
+            mmap_detail::keyword_cache names(core_->st.kw);
+            for (auto const& m : targets) {
+                keyword_set const& cur = names.of(m);
+                keyword_set nk = apply(cur, op, k);
+                if (nk == cur) continue;
+                mmap_detail::msg_image img = m;
                 auto r = t.set_keywords(img, nk);
                 if (!r) return r;
                 t.add_msg(img);
@@ -1045,13 +1628,12 @@ public:
         if (!lk) return std::move(lk).error_value();
         std::vector<std::uint32_t> gone;
         auto r = transact([&](txn& t) -> result<void> {
-            visit(uids, [&](std::uint32_t u, mmap_detail::live_msg const& m) {
-                mmap_detail::msg_image img = m.img;
+            return visit(uids, [&](mmap_detail::msg_image const& m) {
+                mmap_detail::msg_image img = m;
                 img.state = mmap_detail::state_expunged;
                 t.add_msg(img);
-                gone.push_back(u);
+                gone.push_back(m.uid);
             });
-            return {};
         });
         if (!r) return r;
         // W9 housekeeping: the tombstones are committed; the files may go.
@@ -1198,7 +1780,9 @@ public:
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
         if (auto r = refresh(); !r) return std::move(r).error_value();
-        if (core_->st.live.count(value(u)) == 0) return ctx(error{errc::not_found, "no message " + std::to_string(value(u))});
+        auto cur = core_->st.lookup(value(u));
+        if (!cur) return ctx(std::move(cur).error_value());
+        if (!*cur) return ctx(error{errc::not_found, "no message " + std::to_string(value(u))});
         auto fd = unique_fd::open(msg_path(value(u)), O_RDONLY);
         if (!fd) return ctx(std::move(fd).error_value());
         auto stt = fd->stat();
@@ -1244,7 +1828,10 @@ public:
     [[nodiscard]] mmap_reader_stats reader_stats() const {
         if (!core_) return {};
         std::lock_guard<std::mutex> lk(core_->mu);
-        return core_->stats;
+        mmap_reader_stats s = core_->stats;
+        s.entries_touched += core_->st.touched;
+        s.lazy_entries_checked += core_->st.lazily_checked;
+        return s;
     }
     /// \brief How many open handles of this process share this handle's state (0 when
     /// closed).
@@ -1625,7 +2212,7 @@ private:
         auto const& st = core_->st;
         if (!core_->loaded) return false;
         std::uint64_t const t = st.hdr.tail_count;
-        return t > std::max<std::uint64_t>(opt_.compact_min_tail, st.live.size() / 8) ||
+        return t > std::max<std::uint64_t>(opt_.compact_min_tail, st.live / 8) ||
                t * mmap_detail::entry_size > (std::uint64_t{8} << 20) || prunable_worthwhile_locked();
     }
 
@@ -1635,14 +2222,16 @@ private:
     bool prunable_worthwhile_locked() const noexcept {
         using namespace mmap_detail;
         auto const& st = core_->st;
-        if (st.tombs.size() <= opt_.tomb_keep_count) return false;
+        if (st.tomb_total() <= opt_.tomb_keep_count) return false;
         try {
             auto marks = read_compact_times(core_->dir + "/compact.times");
             std::erase_if(marks, [&](compact_mark const& k) { return k.modseq > st.hdr.highestmodseq; });
             std::int64_t const cutoff = ::time(nullptr) - static_cast<std::int64_t>(opt_.tomb_keep_age.count());
-            std::size_t const n = tombs_to_prune(std::span<std::pair<std::uint64_t, std::uint32_t> const>(st.tombs),
-                                                 opt_.tomb_keep_count, old_modseq_cutoff(marks, cutoff));
-            return n > std::max<std::uint64_t>(opt_.compact_min_tail, st.live.size() / 8);
+            // tombs_to_prune without a copy of the tombstones: min(by count, by age).
+            auto old = st.tombs_at_or_below(old_modseq_cutoff(marks, cutoff));
+            if (!old) return false;
+            std::size_t const n = std::min(st.tomb_total() - opt_.tomb_keep_count, *old);
+            return n > std::max<std::uint64_t>(opt_.compact_min_tail, st.live / 8);
         } catch (...) {
             return false;
         }
@@ -1666,12 +2255,16 @@ private:
         std::erase_if(marks, [&](compact_mark const& k) { return k.modseq > c.st.hdr.highestmodseq; });
         std::int64_t const now = ::time(nullptr);
         std::int64_t const cutoff = now - static_cast<std::int64_t>(opt_.tomb_keep_age.count());
-        std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs(c.st.tombs);
+        auto all_tombs = c.st.all_tombs();
+        if (!all_tombs) return ctx(std::move(all_tombs).error_value());
+        std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs(*all_tombs);
         std::size_t const pruned = tombs_to_prune(tombs, opt_.tomb_keep_count, old_modseq_cutoff(marks, cutoff));
         slot_fields h = c.st.hdr;
         if (pruned > 0) h.vanished_floor = std::max(h.vanished_floor, tombs[pruned - 1].first);
         tombs = tombs.subspan(pruned);
-        auto bytes = build_index_file(c.st, h, c.st.hdr.generation + 1, random_u64(), tombs);
+        auto built = build_index_file(c.st, h, c.st.hdr.generation + 1, random_u64(), tombs);
+        if (!built) return ctx(std::move(built).error_value());
+        auto const& bytes = *built;
         if (auto r = check_built_file(bytes, c.st, tombs, c.dir + "/tmp/index.new"); !r) return ctx(std::move(r).error_value());
         if (auto r = atomic_replace(c.dir, index_path(), c.dir + "/tmp/index.new", bytes); !r)
             return ctx(std::move(r).error_value());
@@ -1711,8 +2304,15 @@ private:
             if (n.empty() || n.size() > 10 || n.find_first_not_of("0123456789") != std::string_view::npos) continue;
             std::uint64_t v = 0;
             for (char ch : n) v = v * 10 + static_cast<std::uint64_t>(ch - '0');
-            bool const orphan = only_above_uidnext ? v >= st.hdr.uidnext
-                                                   : (v > 0xFFFFFFFFULL || st.live.count(static_cast<std::uint32_t>(v)) == 0);
+            bool orphan = false;
+            if (only_above_uidnext) {
+                orphan = v >= st.hdr.uidnext;
+            } else if (v > 0xFFFFFFFFULL) {
+                orphan = true;
+            } else {
+                auto cur = st.lookup(static_cast<std::uint32_t>(v));
+                orphan = cur && !*cur; // a lookup that fails keeps the file
+            }
             if (orphan) gone.emplace_back(n);
         }
         ::closedir(dp);
@@ -1747,18 +2347,18 @@ private:
     [[nodiscard]] std::string index_path() const { return core_->dir + "/index"; }
     [[nodiscard]] std::string msg_path(std::uint32_t u) const { return core_->dir + "/msg/" + std::to_string(u); }
 
-    static message_meta meta(mmap_detail::live_msg const& m) noexcept {
-        return {flag_set::from_bits(m.img.sysflags), &m.kws, mail_time{m.img.date}, m.img.size};
+    static message_meta meta(mmap_detail::msg_image const& m, mmap_detail::keyword_cache& names) {
+        return {flag_set::from_bits(m.sysflags), &names.of(m), mail_time{m.date}, m.size};
     }
 
+    // f(image) for each live message in `uids`, in UID order.
     template <class F>
-    void visit(uid_set const& uids, F&& f) const {
-        auto const& live = core_->st.live;
+    result<void> visit(uid_set const& uids, F&& f) const {
         for (auto const& r : uids) {
-            for (auto it = live.lower_bound(r.first); it != live.end() && it->first <= r.last; ++it)
-                f(it->first, it->second);
+            if (auto v = core_->st.for_each_live(r.first, r.last, f); !v) return v;
             if (r.last == 0xFFFFFFFFU) break;
         }
+        return {};
     }
 
     // Under the core mutex: a loaded, unpoisoned state (a poisoned one is reloaded).
@@ -1789,12 +2389,13 @@ private:
         if (!pl) return std::move(pl).error_value();
         auto sr = fd->stat();
         if (!sr) return std::move(sr).error_value();
-        mailbox_state s;
+        index_snapshot s;
         s.ino = static_cast<std::uint64_t>(sr->st_ino);
         auto h = read_slots(*fd, *pl, opt_.lock_timeout);
         if (!h) return std::move(h).error_value();
         s.hdr = *h;
-        if (auto r = load_generation(s, *fd, *h); !r) return r;
+        s.lazy = opt_.validate == mmap_options::validation::lazy;
+        if (auto r = load_generation(s, *fd, *h, opt_.use_mmap); !r) return r;
         c.fd = std::move(*fd);
         c.wlock = std::move(*wl);
         c.plock = std::move(*pl);
@@ -1804,19 +2405,24 @@ private:
         c.swept = false;
         c.loaded = true;
         ++c.stats.full_loads;
-        c.stats.base_entries_validated += std::uint64_t{h->live_count} + h->tomb_count + h->base_kw_count;
+        c.stats.base_entries_validated += c.st.lazy ? std::uint64_t{h->base_kw_count} + h->tomb_count + (h->live_count > 0 ? 1 : 0)
+                                                    : std::uint64_t{h->live_count} + h->tomb_count + h->base_kw_count;
         c.stats.tail_entries_validated += h->tail_count;
         return {};
     }
 
-    // Maps the committed range of `h` and loads base + tail into `s` (fresh).
-    static result<void> load_generation(mmap_detail::mailbox_state& s, mmap_detail::unique_fd const& fd,
-                                        mmap_detail::slot_fields const& h) {
+    // Maps (or, without `use_mmap`, reads) the committed range of `h`, which read_slots
+    // checked against the file size, validates the base in place and replays the tail
+    // into the overlay of `s` (fresh).
+    static result<void> load_generation(mmap_detail::index_snapshot& s, mmap_detail::unique_fd const& fd,
+                                        mmap_detail::slot_fields const& h, bool use_mmap) {
         using namespace mmap_detail;
-        mapping m;
-        if (auto r = mapping::map(m, fd, h.committed_end()); !r) return r;
-        if (auto r = load_base(s, m.data(), fd.path()); !r) return r;
-        return replay_tail(s, h, m.data() + h.tail_off, fd.path());
+        auto mem = read_region(fd, h.committed_end(), use_mmap);
+        if (!mem) return std::move(mem).error_value();
+        s.mem = std::move(*mem);
+        s.file = fd.path();
+        if (auto r = validate_base(s); !r) return r;
+        return replay_tail(s, h, s.mem->p + h.tail_off, fd.path());
     }
 
     // Copies both slots under the shared publish lock and returns the newest valid one.
@@ -1918,7 +2524,7 @@ private:
     result<void> reopen() {
         auto& c = *core_;
         bool const had = c.loaded;
-        mmap_detail::mailbox_state old = std::move(c.st);
+        mmap_detail::index_snapshot old = std::move(c.st); // keeps the old bytes alive (shared)
         c.reset();
         if (auto r = ensure_loaded(); !r) return r;
         if (!had || old.hdr.uidvalidity != c.st.hdr.uidvalidity) return {};
@@ -1929,12 +2535,12 @@ private:
             what = "uidnext went down";
         } else {
             // A tombstone pruned by retention (or dropped by repair) is at or below the
-            // new floor, and so is the last image of its message we knew.
-            for (auto const& [u, m] : old.live)
-                if (c.st.live.count(u) == 0 && c.st.tomb_uids.count(u) == 0 && m.img.modseq > c.st.hdr.vanished_floor) {
-                    what = "uid " + std::to_string(u) + " vanished without a tombstone";
-                    break;
-                }
+            // new floor, and so is the last image of its message we knew. The old and new
+            // live sets are merged in UID order; the old UIDs missing from the new one are
+            // then looked for among the new tombstones.
+            auto gone = vanished_uids(old, c.st);
+            if (!gone) return ctx(std::move(gone).error_value());
+            if (*gone) what = "uid " + std::to_string(**gone) + " vanished without a tombstone";
         }
         if (what.empty()) return {};
         std::string m(mmap_detail::inconsistent_prefix);
@@ -1942,6 +2548,49 @@ private:
             .append(std::to_string(old.hdr.generation)).append(" -> ").append(std::to_string(c.st.hdr.generation))
             .append("); resync in full");
         return ctx(error{errc::inconsistent, std::move(m)});
+    }
+
+    // The first UID live in `old` (with a modseq above the new floor) that is neither live
+    // nor a tombstone in `now`, if any. O(N_old + N_new + E), memory O(missing).
+    static result<std::optional<std::uint32_t>> vanished_uids(mmap_detail::index_snapshot const& old,
+                                                              mmap_detail::index_snapshot const& now) {
+        using namespace mmap_detail;
+        std::vector<std::uint32_t> missing;
+        auto nc = now.seek(1);
+        if (!nc) return std::move(nc).error_value();
+        std::optional<msg_image> cur;
+        bool started = false;
+        std::optional<error> bad;
+        auto r = old.for_each_live(1, 0xFFFFFFFFU, [&](msg_image const& m) {
+            if (bad || m.modseq <= now.hdr.vanished_floor) return;
+            while (!started || (cur && cur->uid < m.uid)) {
+                started = true;
+                auto n = now.next(*nc);
+                if (!n) {
+                    bad = std::move(n).error_value();
+                    return;
+                }
+                cur = *n;
+            }
+            if (!cur || cur->uid != m.uid) missing.push_back(m.uid);
+        });
+        if (!r) return std::move(r).error_value();
+        if (bad) return std::move(*bad);
+        if (missing.empty()) return std::optional<std::uint32_t>{};
+        std::vector<bool> found(missing.size(), false);
+        auto mark = [&](std::uint32_t u) {
+            auto it = std::lower_bound(missing.begin(), missing.end(), u);
+            if (it != missing.end() && *it == u) found[static_cast<std::size_t>(it - missing.begin())] = true;
+        };
+        for (std::uint32_t i = 0; i < now.hdr.tomb_count; ++i) {
+            auto t = now.base_tomb(i);
+            if (!t) return std::move(t).error_value();
+            mark(t->second);
+        }
+        for (auto const& t : now.tombs) mark(t.second);
+        for (std::size_t i = 0; i < missing.size(); ++i)
+            if (!found[i]) return std::optional<std::uint32_t>(missing[i]);
+        return std::optional<std::uint32_t>{};
     }
 
     // Takes the writer lock (within `timeout`), runs recovery (fdatasync, catch up) and,
