@@ -25,6 +25,7 @@
 #pragma once
 
 #include <vfolder/adapters/mmap/detail/crc32c.hpp>
+#include <vfolder/adapters/mmap/detail/hwm.hpp>
 #include <vfolder/adapters/mmap/detail/le.hpp>
 #include <vfolder/adapters/mmap/detail/mailbox_format.hpp>
 #include <vfolder/adapters/mmap/detail/posix_file.hpp>
@@ -96,6 +97,11 @@ struct mmap_options {
     /// `vanished_floor` to the largest pruned modseq.
     std::uint32_t tomb_keep_count = 100000;
     std::chrono::seconds tomb_keep_age{std::chrono::hours{24 * 90}};
+    /// The `modseq.hwm` sidecar (§10 case 3) is rewritten (durably, before the commit that
+    /// would pass it is published) with a mark between highestmodseq + step and
+    /// highestmodseq + 2*step whenever a commit comes within step/2 of the mark: about once
+    /// per `hwm_step` modseqs. Tests use a small step; at least 2.
+    std::uint64_t hwm_step = mmap_detail::default_hwm_step;
 };
 
 /// \brief Counters of the reader's work on one open state (shared by the handles that
@@ -132,6 +138,12 @@ struct mmap_repair_report {
     std::uint32_t new_uidvalidity = 0;
     std::uint64_t old_highestmodseq = 0;         ///< 0: unknown (no valid slot)
     std::uint64_t new_highestmodseq = 0;
+    /// Whether UIDVALIDITY stayed: always for `salvaged` (the slot gives highestmodseq);
+    /// for `rebuilt` only with a valid `modseq.hwm` sidecar of the mailbox's UIDVALIDITY
+    /// (new modseqs then start above its mark, UIDs at or above its uidnext mark).
+    bool uidvalidity_kept = false;
+    std::string uidvalidity_why;                 ///< why it was kept or changed (human-readable)
+    std::uint64_t hwm_modseq = 0;                ///< the valid sidecar's modseq mark used (0: none)
 };
 
 namespace mmap_detail {
@@ -692,6 +704,7 @@ struct mailbox_core {
     bool poisoned = false;
     bool wlock_held = false;
     bool swept = false;           // the writer-open sweep ran on this file
+    std::optional<hwm_mark> hwm;  // modseq.hwm as last written or read here (a lower bound of the file's)
     mmap_reader_stats stats;
 
     /// Drops the files and the state (the next call loads from disk).
@@ -784,6 +797,7 @@ public:
         s.hdr.vanished_floor = 0;
         s.hdr.commit_time_ns = now_ns();
         auto const bytes = build_index_file(s, s.hdr, 1, random_u64());
+        if (auto r = write_hwm(dir, next_hwm(validity, 1, 1, default_hwm_step)); !r) return r;
         if (auto r = atomic_replace(dir, dir + "/index", dir + "/tmp/index.new", bytes); !r) return r;
         return sync_dir(dir + "/msg");
     }
@@ -825,6 +839,7 @@ public:
             ::rmdir(d.c_str());
         }
         ::unlink((dir + "/compact.times").c_str());
+        ::unlink((dir + "/" + std::string(hwm_file_name)).c_str());
         ::unlink((dir + "/writer.lock").c_str());
         ::unlink((dir + "/publish.lock").c_str());
         if (::rmdir(dir.c_str()) != 0) return sys_error(errno, "cannot remove", dir);
@@ -1272,15 +1287,21 @@ public:
     ///   the old highestmodseq, `vanished_floor` becomes the old highestmodseq, UIDVALIDITY
     ///   stays (`action::salvaged`);
     /// * case 3, no valid slot or an invalid base: every msg/ file is added with its own
-    ///   UID, under a new, larger UIDVALIDITY, since modseq reuse cannot be ruled out
-    ///   without a high-water sidecar (`action::rebuilt`). With a valid slot, the entries
+    ///   UID (`action::rebuilt`). With a valid `modseq.hwm` sidecar (of the slot's
+    ///   UIDVALIDITY when a slot survived) the UIDVALIDITY is kept: every new modseq is
+    ///   above the sidecar's mark (`vanished_floor` = the mark) and uidnext at least its
+    ///   uidnext mark, so nothing published before is reused. Without one (missing,
+    ///   garbled, or of another UIDVALIDITY) the UIDVALIDITY changes to a new, larger one,
+    ///   since modseq reuse cannot be ruled out (`uidvalidity_kept`, `uidvalidity_why`).
+    ///   With a valid slot, the entries
     ///   that still pass their own checks give the flags, keywords and INTERNALDATE of the
     ///   files whose octets they describe (content id and size), and a readable expunge
     ///   drops its file.
     /// Added messages get their size and content id from the file and their INTERNALDATE
-    /// from its mtime. The new index is written like a compaction (new file, fsync, rename,
-    /// directory fsync), and validated in memory before the rename. `not_found` without an
-    /// index file.
+    /// from its mtime. The sidecar is rewritten to cover the new state first (a failure
+    /// fails the repair, the old index in place). The new index is written like a
+    /// compaction (new file, fsync, rename, directory fsync), and validated in memory
+    /// before the rename. `not_found` without an index file.
     [[nodiscard]] static result<repair_report> repair(std::string const& dir, mmap_options const& opt = {}) {
         using namespace mmap_detail;
         struct stat dst {};
@@ -1491,6 +1512,11 @@ public:
             rep.done = repair_report::action::rebuilt;
             std::uint32_t next_uid = slot ? slot->uidnext : 1;
             next_mod = slot ? slot->highestmodseq : 0;
+            auto const side = rebuild_hwm(dir, slot, rep);
+            if (side) {
+                next_mod = std::max(next_mod, side->modseq);
+                next_uid = static_cast<std::uint32_t>(std::max<std::uint64_t>(next_uid, side->uidnext));
+            }
             std::map<std::uint32_t, readable_image> readable;
             if (slot) readable = readable_entries(bytes, *slot);
             for (auto const& [u, path] : files) {
@@ -1534,9 +1560,9 @@ public:
                 if (slot->uidvalidity == 0xFFFFFFFFU) return error{errc::not_possible, "UIDVALIDITY space exhausted"};
                 v = slot->uidvalidity + 1;
             }
-            nh.uidvalidity = v;
+            nh.uidvalidity = side ? side->uidvalidity : v;
             nh.uidnext = next_uid;
-            nh.vanished_floor = slot ? slot->highestmodseq : 0;
+            nh.vanished_floor = std::max(slot ? slot->highestmodseq : 0, side ? side->modseq : 0);
             nh.generation = slot ? slot->generation : 0;
         }
         nh.highestmodseq = std::max(next_mod, nh.vanished_floor + 1);
@@ -1546,6 +1572,13 @@ public:
         nh.commit_time_ns = now_ns();
         rep.new_uidvalidity = nh.uidvalidity;
         rep.new_highestmodseq = nh.highestmodseq;
+        if (rep.done == repair_report::action::salvaged) {
+            rep.uidvalidity_kept = true;
+            rep.uidvalidity_why = "salvaged: the valid slot gives the old highestmodseq";
+        }
+        // The sidecar covers the new state before it is published.
+        if (auto r = persist_hwm(dir, nh.uidvalidity, nh.highestmodseq, nh.uidnext, opt.hwm_step); !r)
+            return std::move(r).error_value();
         auto built = build_index_file(ns, nh, nh.generation + 1, random_u64());
         if (auto r = check_built_file(built, ns, ns.tombs, dir + "/tmp/index.new"); !r) return std::move(r).error_value();
         if (auto r = atomic_replace(dir, index, dir + "/tmp/index.new", built); !r) return std::move(r).error_value();
@@ -1556,6 +1589,32 @@ public:
     }
 
 private:
+    // Repair case 3: the modseq.hwm sidecar that lets a rebuild keep UIDVALIDITY (§10), or
+    // nullopt (UIDVALIDITY changes); fills the report's reason. A sidecar is only trusted
+    // when it is valid and, if a slot survived, of the slot's UIDVALIDITY.
+    static std::optional<mmap_detail::hwm_mark> rebuild_hwm(std::string const& dir,
+                                                            std::optional<mmap_detail::slot_fields> const& slot,
+                                                            mmap_repair_report& rep) {
+        using namespace mmap_detail;
+        auto side = read_hwm(dir + "/" + std::string(hwm_file_name));
+        if (!side) {
+            rep.uidvalidity_why = "rebuilt: no valid modseq.hwm sidecar (missing or garbled): modseq reuse cannot be "
+                                  "ruled out, so UIDVALIDITY changes";
+            return std::nullopt;
+        }
+        if (slot && slot->uidvalidity != side->uidvalidity) {
+            rep.uidvalidity_why = "rebuilt: the modseq.hwm sidecar is of UIDVALIDITY " + std::to_string(side->uidvalidity) +
+                                  ", the slot of " + std::to_string(slot->uidvalidity) + ": UIDVALIDITY changes";
+            return std::nullopt;
+        }
+        rep.uidvalidity_kept = true;
+        rep.hwm_modseq = side->modseq;
+        rep.uidvalidity_why = "rebuilt: the modseq.hwm sidecar (UIDVALIDITY " + std::to_string(side->uidvalidity) +
+                              ", modseq mark " + std::to_string(side->modseq) + ", uidnext mark " +
+                              std::to_string(side->uidnext) + ") bounds everything published: UIDVALIDITY kept";
+        return side;
+    }
+
     // A transaction being built: entries appended to `bytes`, the header moving with them.
     struct txn {
         mmap_mailbox* self;
@@ -2014,6 +2073,7 @@ private:
         if (h.highestmodseq > max_modseq) return error{errc::not_possible, "modseq space exhausted"};
         if (h.tail_count > max_tail_count) return error{errc::not_possible, "tail full; compact the mailbox"};
         std::uint64_t const end = c.st.hdr.committed_end();
+        if (auto r = ensure_hwm_locked(h); !r) return r; // §10 case 3: the mark first
         // W1
         if (auto r = c.fd.pwrite_all(t.bytes, end); !r) return r;
         // W2
@@ -2059,6 +2119,24 @@ private:
         }
         c.stats.tail_entries_validated += h.tail_count - c.st.tail_count;
         apply_tail(c.st, std::move(*b));
+        return {};
+    }
+
+    // Under the writer lock, before publishing `h`: the modseq.hwm sidecar must cover its
+    // highestmodseq and uidnext (§10 case 3). Rewritten durably when needed; a failure
+    // fails the commit before anything is written to the index.
+    result<void> ensure_hwm_locked(mmap_detail::slot_fields const& h) {
+        using namespace mmap_detail;
+        auto& c = *core_;
+        if (c.hwm && c.hwm->uidvalidity != h.uidvalidity) c.hwm.reset();
+        if (!c.hwm) c.hwm = read_hwm(c.dir + "/" + std::string(hwm_file_name));
+        if (!hwm_rewrite_needed(c.hwm, h.uidvalidity, h.highestmodseq, h.uidnext, opt_.hwm_step)) return {};
+        auto m = persist_hwm(c.dir, h.uidvalidity, h.highestmodseq, h.uidnext, opt_.hwm_step);
+        if (!m) {
+            c.hwm.reset();
+            return std::move(m).error_value();
+        }
+        c.hwm = *m;
         return {};
     }
 
