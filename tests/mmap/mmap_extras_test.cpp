@@ -47,12 +47,6 @@ mmap_options opts(std::string name, std::uint64_t step = default_hwm_step) {
     return o;
 }
 
-[[maybe_unused]] uid_set all_uids() {
-    uid_set a;
-    a.add_range(1, 0xFFFFFFFEU);
-    return a;
-}
-
 std::vector<std::uint32_t> live_uids(mmap_mailbox& m) {
     std::vector<std::uint32_t> out;
     auto s = m.search(search_program::all());
@@ -371,4 +365,137 @@ TEST_CASE("modseq.hwm: a salvage (case 2) keeps UIDVALIDITY from the slot and ra
     REQUIRE(side.has_value());
     CHECK(side->uidvalidity == 9);
     CHECK(side->modseq >= r->new_highestmodseq);
+}
+
+// ------------------------------------------------------------------ keyword reclaim
+
+namespace {
+keyword_set numbered(int from, int to) {
+    keyword_set k;
+    for (int i = from; i < to; ++i) k.insert("k" + std::to_string(i));
+    return k;
+}
+keyword_set keywords_of(mmap_mailbox& m, std::uint32_t u) {
+    auto r = m.fetch(uid_set{{u, u}}, fetch_fields::flags);
+    REQUIRE(r.has_value());
+    REQUIRE(r->size() == 1);
+    return (*r)[0].keywords;
+}
+std::uint32_t index_kw_count(std::string const& dir) {
+    auto f = read_file(dir + "/index");
+    auto sa = decode_slot(std::span<std::byte const, slot_size>(f.data(), slot_size));
+    auto sb = decode_slot(std::span<std::byte const, slot_size>(f.data() + slot_b_off, slot_size));
+    return (sa.generation > sb.generation ? sa : sb).kw_count;
+}
+} // namespace
+
+TEST_CASE("keyword reclaim: 128 keywords defined then cleared; compaction drops the unused, a new keyword works") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    mmap_mailbox m(dir, opts("M"));
+    REQUIRE(m.append("one", mail_time{1}, {}, numbered(0, 64)).has_value());
+    REQUIRE(m.append("two", mail_time{2}, {}, numbered(64, 128)).has_value());
+    REQUIRE_FALSE(m.append("three", mail_time{3}, {}, kws({"k7", "k100", "Case"})).has_value()); // 129th: full
+    CHECK(index_kw_count(dir) == 128);
+    auto full = m.update_keywords(uid_set{{1, 1}}, modify_op::add, kws({"extra"}));
+    REQUIRE_FALSE(full.has_value());
+    CHECK(full.error_value().is(errc::not_possible));
+    // Clear them, except k100 on 2 and k7 on 1 (kept, renumbered to 0 and 1).
+    REQUIRE(m.update_keywords(uid_set{{1, 1}}, modify_op::replace, kws({"k7"})).has_value());
+    REQUIRE(m.update_keywords(uid_set{{2, 2}}, modify_op::replace, kws({"k100"})).has_value());
+    CHECK(m.compaction_worthwhile()); // > 96 defined, some unused: the close of the last handle compacts
+
+    // A reader with a state of its own, holding the snapshot before the compaction.
+    mmap_mailbox r(dir, opts("R"));
+    CHECK(keywords_of(r, 1) == kws({"k7"}));
+    auto const gen = r.generation();
+    REQUIRE(m.compact().has_value());
+    CHECK(index_kw_count(dir) == 2);
+    CHECK_FALSE(m.compaction_worthwhile());
+    CHECK(keywords_of(m, 1) == kws({"k7"}));
+    CHECK(keywords_of(m, 2) == kws({"k100"}));
+    // The reader still answers from its snapshot's names, then moves to the new file.
+    CHECK(r.generation() == gen);
+    CHECK(keywords_of(r, 1) == kws({"k7"}));
+    CHECK(keywords_of(r, 2) == kws({"k100"}));
+    CHECK(r.generation() > gen);
+    // New keywords work again; the old names keep their messages; names stay case-sensitive.
+    REQUIRE(m.update_keywords(uid_set{{1, 1}}, modify_op::add, kws({"extra", "K7"})).has_value());
+    CHECK(keywords_of(m, 1) == kws({"k7", "K7", "extra"}));
+    auto u3 = m.append("three", mail_time{3}, {}, numbered(0, 100));
+    REQUIRE(u3.has_value());
+    CHECK(keywords_of(r, 1) == kws({"k7", "K7", "extra"}));
+    CHECK(keywords_of(r, value(*u3)) == numbered(0, 100));
+    CHECK(index_kw_count(dir) == 2 + 2 + 99); // k7, k100, extra, K7, k0..k99 without k7
+    mmap_mailbox fresh(dir, opts("F"));
+    CHECK(keywords_of(fresh, 2) == kws({"k100"}));
+}
+
+TEST_CASE("keyword reclaim: the last close compacts when more than 96 are defined and some unused") {
+    temp_dir t;
+    std::string const dir = t.path + "/box";
+    REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
+    {
+        mmap_options o = opts("M");
+        o.auto_compact = true;
+        mmap_mailbox m(dir, o);
+        REQUIRE(m.append("one", mail_time{1}, {}, numbered(0, 97)).has_value());
+        REQUIRE(m.update_keywords(uid_set{{1, 1}}, modify_op::remove, numbered(1, 97)).has_value());
+        CHECK(m.compaction_worthwhile());
+    }
+    CHECK(index_kw_count(dir) == 1);
+    {
+        mmap_options o = opts("M");
+        o.auto_compact = true;
+        mmap_mailbox m(dir, o);
+        REQUIRE(m.append("two", mail_time{2}, {}, numbered(0, 96)).has_value()); // 96 defined, all used
+        REQUIRE(m.update_keywords(uid_set{{2, 2}}, modify_op::remove, numbered(1, 96)).has_value());
+        CHECK_FALSE(m.compaction_worthwhile()); // not above 96
+    }
+    CHECK(index_kw_count(dir) == 96);
+    mmap_mailbox m(dir, opts("A"));
+    CHECK(keywords_of(m, 1) == kws({"k0"}));
+    CHECK(keywords_of(m, 2) == kws({"k0"}));
+}
+
+TEST_CASE("keyword reclaim: the remap keeps every message's names, and the built-file check compares names") {
+    mailbox_state s;
+    s.hdr.uidvalidity = 9;
+    s.hdr.uidnext = 4;
+    s.hdr.highestmodseq = 10;
+    s.kw = {"a", "b", "c", "d"};
+    for (std::uint32_t i = 0; i < s.kw.size(); ++i) s.kw_index.emplace(s.kw[i], i);
+    auto add = [&](std::uint32_t u, std::uint64_t mod, std::initializer_list<std::uint32_t> bits) {
+        live_msg m;
+        m.img.uid = u;
+        m.img.modseq = m.img.created_modseq = mod;
+        m.img.date = 1;
+        for (auto b : bits) {
+            m.img.set_kw(b);
+            m.kws.insert(s.kw[b]);
+        }
+        s.live.emplace(u, m);
+        s.by_mod.emplace(mod, u);
+    };
+    add(1, 5, {1, 3});
+    add(3, 9, {3});
+    CHECK(unused_keywords(s) == 2);
+    auto r = reclaim_keywords(s);
+    REQUIRE(r.has_value());
+    CHECK(r->kw == std::vector<std::string>{"b", "d"});
+    CHECK(r->names_of(r->live.at(1).img) == kws({"b", "d"}));
+    CHECK(r->names_of(r->live.at(3).img) == kws({"d"}));
+    CHECK_FALSE(reclaim_keywords(*r).has_value()); // nothing left to reclaim
+    auto const empty = std::span<std::pair<std::uint64_t, std::uint32_t> const>{};
+    auto good = build_index_file(*r, r->hdr, 2, 77, empty);
+    CHECK(check_built_file(good, s, empty, "x").has_value());
+    // A wrong remap (message 3 pointed at "b" instead of "d") is caught by the names.
+    auto bad_state = *r;
+    bad_state.live.at(3).img.keywords = {};
+    bad_state.live.at(3).img.set_kw(0);
+    auto bad = build_index_file(bad_state, bad_state.hdr, 2, 77, empty);
+    auto c = check_built_file(bad, s, empty, "x");
+    REQUIRE_FALSE(c.has_value());
+    CHECK(c.error_value().message.find("uid 3 differs") != std::string::npos);
 }

@@ -628,6 +628,48 @@ struct compact_mark {
     return std::min(by_count, by_age);
 }
 
+/// \brief How many keyword definitions of `s` no live message uses (§8.4 "keywords to
+/// reclaim"). O(N).
+[[nodiscard]] inline std::size_t unused_keywords(mailbox_state const& s) noexcept {
+    std::array<std::uint8_t, 16> used{};
+    for (auto const& [u, m] : s.live)
+        for (std::size_t i = 0; i < used.size(); ++i) used[i] = static_cast<std::uint8_t>(used[i] | m.img.keywords[i]);
+    std::size_t n = 0;
+    for (std::uint32_t i = 0; i < s.kw.size() && i < max_keywords; ++i)
+        if ((used[i / 8] & (1U << (i % 8))) == 0) ++n;
+    return n;
+}
+
+/// \brief Keyword reclaim at compaction (§8.4 "KW, optionally compacted"): a copy of `s`
+/// without the keyword definitions no live message uses, the others renumbered in their
+/// old order (a remap table applied to every live image's bits; the names of each message
+/// stay the same), or nullopt when every definition is used. Only what `build_index_file`
+/// writes is adjusted (live images, `kw`, `kw_index`).
+[[nodiscard]] inline std::optional<mailbox_state> reclaim_keywords(mailbox_state const& s) {
+    if (unused_keywords(s) == 0) return std::nullopt;
+    std::array<std::uint8_t, 16> used{};
+    for (auto const& [u, m] : s.live)
+        for (std::size_t i = 0; i < used.size(); ++i) used[i] = static_cast<std::uint8_t>(used[i] | m.img.keywords[i]);
+    std::array<std::int32_t, max_keywords> remap{};
+    remap.fill(-1);
+    mailbox_state r = s;
+    r.kw.clear();
+    r.kw_index.clear();
+    for (std::uint32_t i = 0; i < s.kw.size() && i < max_keywords; ++i) {
+        if ((used[i / 8] & (1U << (i % 8))) == 0) continue;
+        remap[i] = static_cast<std::int32_t>(r.kw.size());
+        r.kw_index.emplace(s.kw[i], static_cast<std::uint32_t>(r.kw.size()));
+        r.kw.push_back(s.kw[i]);
+    }
+    for (auto& [u, m] : r.live) {
+        msg_image const old = m.img;
+        m.img.keywords = {};
+        for (std::uint32_t i = 0; i < max_keywords; ++i)
+            if (old.has_kw(i) && remap[i] >= 0) m.img.set_kw(static_cast<std::uint32_t>(remap[i]));
+    }
+    return r;
+}
+
 /// \brief An image read from a damaged index by `readable_entries`.
 struct readable_image {
     msg_image img;
@@ -1228,6 +1270,8 @@ public:
     /// file_id, generation continued), fsync, rename over `index`, directory fsync; marks
     /// the old file RETIRED. Readers holding the old file notice the new inode. Then
     /// removes orphaned msg/ files (not live) while still holding the writer lock.
+    /// Keyword definitions that no live message uses are dropped and the others
+    /// renumbered (names unchanged), so a mailbox at 128 keywords can define new ones.
     result<void> compact() {
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
@@ -1236,7 +1280,8 @@ public:
 
     /// \brief Whether compaction is worthwhile now (§8.4: tail_count > max(
     /// `compact_min_tail`, live/8), or a tail above 8 MiB, or more than that many
-    /// tombstones prunable by retention), as of the last refresh.
+    /// tombstones prunable by retention, or more than 96 keywords defined and one of them
+    /// unused), as of the last refresh.
     [[nodiscard]] bool compaction_worthwhile() const {
         if (!core_) return false;
         std::lock_guard<std::mutex> lk(core_->mu);
@@ -1650,7 +1695,8 @@ private:
                     if (!mmap_detail::valid_keyword_name(name))
                         return error{errc::invalid_argument, "invalid keyword name '" + name + "'"};
                     if (h.kw_count >= mmap_detail::max_keywords)
-                        return error{errc::not_possible, "more than 128 keywords in the mailbox"};
+                        return error{errc::not_possible,
+                                     "more than 128 keywords in the mailbox (compact() drops the ones no message uses)"};
                     idx = h.kw_count;
                     new_kw.push_back(name);
                     std::size_t const at = bytes.size();
@@ -1685,7 +1731,8 @@ private:
         if (!core_->loaded) return false;
         std::uint64_t const t = st.hdr.tail_count;
         return t > std::max<std::uint64_t>(opt_.compact_min_tail, st.live.size() / 8) ||
-               t * mmap_detail::entry_size > (std::uint64_t{8} << 20) || prunable_worthwhile_locked();
+               t * mmap_detail::entry_size > (std::uint64_t{8} << 20) || prunable_worthwhile_locked() ||
+               keywords_to_reclaim_locked();
     }
 
     // Tombstones beyond retention (§8.4 trigger), with the same hysteresis as the tail:
@@ -1706,6 +1753,15 @@ private:
             return false;
         }
     }
+
+    // Keywords to reclaim (§8.4 trigger): more than `kw_reclaim_above` (96) of the 128
+    // keyword definitions made and at least one unused by every live message. O(N), only
+    // when that many are defined.
+    bool keywords_to_reclaim_locked() const noexcept {
+        auto const& st = core_->st;
+        return st.kw.size() > kw_reclaim_above && mmap_detail::unused_keywords(st) > 0;
+    }
+    static constexpr std::size_t kw_reclaim_above = 96;
 
     // Compaction under the core mutex; `timeout` for the writer lock (0: only if free now).
     result<void> compact_locked(std::chrono::milliseconds timeout) {
@@ -1730,7 +1786,9 @@ private:
         slot_fields h = c.st.hdr;
         if (pruned > 0) h.vanished_floor = std::max(h.vanished_floor, tombs[pruned - 1].first);
         tombs = tombs.subspan(pruned);
-        auto bytes = build_index_file(c.st, h, c.st.hdr.generation + 1, random_u64(), tombs);
+        auto const reclaimed = reclaim_keywords(c.st); // §8.4: unused keywords dropped, bits remapped
+        auto bytes = build_index_file(reclaimed ? *reclaimed : c.st, h, c.st.hdr.generation + 1, random_u64(), tombs);
+        // Checked against the state itself: the same live messages with the same keyword NAMES.
         if (auto r = check_built_file(bytes, c.st, tombs, c.dir + "/tmp/index.new"); !r) return ctx(std::move(r).error_value());
         if (auto r = atomic_replace(c.dir, index_path(), c.dir + "/tmp/index.new", bytes); !r)
             return ctx(std::move(r).error_value());
