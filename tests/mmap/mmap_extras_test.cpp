@@ -1,6 +1,7 @@
 // mmap_mailbox extras: the modseq.hwm sidecar (§10 case 3), keyword reclaim at compaction
 // (§8.4), append_batch through the provider.
 #include <vfolder/adapters/mmap/mmap_mailbox.hpp>
+#include <vfolder/adapters/mmap/mmap_provider.hpp>
 
 #include <doctest/doctest.h>
 #include "support/temp_dir.hpp"
@@ -498,4 +499,28 @@ TEST_CASE("keyword reclaim: the remap keeps every message's names, and the built
     auto c = check_built_file(bad, s, empty, "x");
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error_value().message.find("uid 3 differs") != std::string::npos);
+}
+
+// ------------------------------------------------------------------ the provider
+
+TEST_CASE("mmap_provider: make() gives the mmap_mailbox itself, so append_batch is reachable") {
+    temp_dir t;
+    mmap_provider p(t.path);
+    REQUIRE(p.create("Archive/2020").has_value());
+    auto engine_side = p.make("Archive/2020");
+    REQUIRE(engine_side.has_value());
+    REQUIRE(engine_side->open().has_value());
+    auto host = p.make("Archive/2020");
+    REQUIRE(host.has_value());
+    mmap_mailbox::new_message const msgs[] = {{"a", mail_time{1}, system_flag::seen, kws({"X"})},
+                                               {"bb", mail_time{2}, {}, {}}};
+    auto uids = host->append_batch(msgs);
+    REQUIRE(uids.has_value());
+    CHECK(*uids == std::vector<uid>{uid{1}, uid{2}});
+    CHECK(host->shared_handles() == 2); // one state with the other handle of the process
+    auto st = engine_side->status();
+    REQUIRE(st.has_value());
+    CHECK(st->exists == 2);
+    CHECK(keywords_of(*engine_side, 1) == kws({"X"}));
+    CHECK(*engine_side->read_message(uid{2}) == "bb");
 }
