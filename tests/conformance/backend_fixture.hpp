@@ -43,7 +43,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace vfolder_test {
@@ -137,7 +139,9 @@ static_assert(backend_fixture<any_memory_fixture>);
 
 /// mmap_mailbox over a mailbox directory in a fresh temporary directory; the host side is
 /// a second handle on the same directory (another process's writes, seen through the
-/// index refresh). No fault injection (the failure subcases are skipped).
+/// index refresh). Fault injection through the test-only I/O hooks
+/// (`mmap_detail::io_hooks()`): `fail_next` fails, for real, the first I/O of the next
+/// call on the mailbox's index (see `fail_next`).
 /// `Mode`: 0 the default reader (mapped base, full validation), 1 no-mmap (pread into a
 /// private buffer), 2 lazy validation (MAILBOX-FORMAT §7).
 template <int Mode>
@@ -163,7 +167,10 @@ public:
         host_ = vfolder::mmap_mailbox(dir_, options(name_ + " (host)"));
         REQUIRE(be_.open().has_value());
     }
-    ~mmap_fixture_t() { std::filesystem::remove_all(root_); }
+    ~mmap_fixture_t() {
+        vfolder::mmap_detail::io_hooks() = {};
+        std::filesystem::remove_all(root_);
+    }
     mmap_fixture_t(mmap_fixture_t const&) = delete;
     mmap_fixture_t& operator=(mmap_fixture_t const&) = delete;
 
@@ -173,7 +180,7 @@ public:
     vfolder::uid append(vfolder::mail_time received, vfolder::flag_set flags, vfolder::keyword_set keywords,
                         std::uint64_t size) {
         auto u = host_.append(std::string(static_cast<std::size_t>(size), 'x'), received, flags, keywords);
-        REQUIRE_MESSAGE(u.has_value(), u.error_value().message);
+        REQUIRE_MESSAGE(u.has_value(), (u.has_value() ? std::string() : u.error_value().message));
         return *u;
     }
     void host_set_flags(vfolder::uid u, vfolder::flag_set f) {
@@ -191,7 +198,37 @@ public:
         delete_mailbox();
         REQUIRE(vfolder::mmap_mailbox::create(dir_, next_validity()).has_value());
     }
-    bool fail_next(vfolder::backend_op, vfolder::error) { return false; }
+    // The next call of `op` fails at its first I/O on `index`, with the errno of `e`'s
+    // code and `e.message` in the error: read operations (and open) at the pread of the
+    // header slots (their refresh, or the load), write operations at the pwrite of their
+    // entries (W1; nothing is published). One-shot: the hook disarms itself when it
+    // fires. false (nothing armed) for a code no errno maps to.
+    bool fail_next(vfolder::backend_op op, vfolder::error e) {
+        using namespace vfolder::mmap_detail;
+        int err = 0;
+        if (e.is(vfolder::errc::temporary)) err = EAGAIN;
+        else if (e.is(vfolder::errc::io)) err = EIO;
+        else if (e.is(vfolder::errc::permission)) err = EACCES;
+        else if (e.is(vfolder::errc::not_found)) err = ENOENT;
+        else if (e.is(vfolder::errc::invalid_argument)) err = EINVAL;
+        else if (e.is(vfolder::errc::already_exists)) err = EEXIST;
+        else return false;
+        bool const is_write = op == vfolder::backend_op::update_flags || op == vfolder::backend_op::update_keywords ||
+                              op == vfolder::backend_op::expunge;
+        auto armed = std::make_shared<bool>(true);
+        auto hook = [armed, err, path = dir_ + "/index"](std::string_view p, std::uint64_t, std::size_t) {
+            if (!*armed || p != path) return write_decision{};
+            *armed = false;
+            return write_decision{err, SIZE_MAX};
+        };
+        io_hooks() = {};
+        io_hooks().note = e.message;
+        if (is_write)
+            io_hooks().write = hook;
+        else
+            io_hooks().read = hook;
+        return true;
+    }
 
 private:
     static vfolder::uid_set one(vfolder::uid u) {

@@ -1428,12 +1428,13 @@ TEST_CASE("mmap_mailbox repair: a bad tail entry keeps the base and the prefix, 
     CHECK(again->done == mmap_repair_report::action::none);
 }
 
-TEST_CASE("mmap_mailbox repair: both slots gone or a bad base rebuild from msg/ under a new UIDVALIDITY") {
+TEST_CASE("mmap_mailbox repair: both slots gone or a bad base rebuild from msg/ under a new UIDVALIDITY (no modseq.hwm)") {
     for (int variant = 0; variant < 3; ++variant) {
         CAPTURE(variant);
         temp_dir t;
         std::string const dir = t.path + "/box";
         std::uint64_t const hms = make_repair_box(dir);
+        REQUIRE(std::filesystem::remove(dir + "/modseq.hwm")); // (with it: mmap_extras_test.cpp)
         auto f = read_file(dir + "/index");
         if (variant == 0) {
             for (std::size_t i = 0; i < slot_size; ++i) f[i] = f[slot_b_off + i] = std::byte{0};
@@ -1583,7 +1584,10 @@ TEST_CASE("mmap_mailbox repair: flipped bytes anywhere: repair never fails on da
             break;
         case mmap_repair_report::action::rebuilt:
             ++rebuilt;
-            CHECK(value(v->st.validity) > 9);
+            // The modseq.hwm sidecar is intact: the UIDVALIDITY stays, modseqs go above.
+            CHECK(r->uidvalidity_kept);
+            CHECK(value(v->st.validity) == 9);
+            CHECK(value(v->st.highest_modseq) > hms);
             break;
         }
         if (r->done != mmap_repair_report::action::none) {

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <vfolder/adapters/mmap/detail/crc32c.hpp>
+#include <vfolder/adapters/mmap/detail/hwm.hpp>
 #include <vfolder/adapters/mmap/detail/le.hpp>
 #include <vfolder/adapters/mmap/detail/mailbox_format.hpp>
 #include <vfolder/adapters/mmap/detail/posix_file.hpp>
@@ -112,6 +113,11 @@ struct mmap_options {
     /// §7): it is read with pread into a private buffer shared by the snapshots; an I/O
     /// error is then an error code, never a SIGBUS. Queries are identical.
     bool use_mmap = true;
+    /// The `modseq.hwm` sidecar (§10 case 3) is rewritten (durably, before the commit that
+    /// would pass it is published) with a mark between highestmodseq + step and
+    /// highestmodseq + 2*step whenever a commit comes within step/2 of the mark: about once
+    /// per `hwm_step` modseqs. Tests use a small step; at least 2.
+    std::uint64_t hwm_step = mmap_detail::default_hwm_step;
 };
 
 /// \brief Counters of the reader's work on one open state (shared by the handles that
@@ -150,6 +156,12 @@ struct mmap_repair_report {
     std::uint32_t new_uidvalidity = 0;
     std::uint64_t old_highestmodseq = 0;         ///< 0: unknown (no valid slot)
     std::uint64_t new_highestmodseq = 0;
+    /// Whether UIDVALIDITY stayed: always for `salvaged` (the slot gives highestmodseq);
+    /// for `rebuilt` only with a valid `modseq.hwm` sidecar of the mailbox's UIDVALIDITY
+    /// (new modseqs then start above its mark, UIDs at or above its uidnext mark).
+    bool uidvalidity_kept = false;
+    std::string uidvalidity_why;                 ///< why it was kept or changed (human-readable)
+    std::uint64_t hwm_modseq = 0;                ///< the valid sidecar's modseq mark used (0: none)
 };
 
 namespace mmap_detail {
@@ -996,6 +1008,53 @@ template <class EachLive>
                              [&](auto&& put) { return s.for_each_live(1, 0xFFFFFFFFU, put); });
 }
 
+/// \brief The union of the keyword bits of every live message of `s` (O(N); a lazily
+/// checked snapshot may find a bad entry).
+[[nodiscard]] inline result<std::array<std::uint8_t, 16>> used_keyword_bits(index_snapshot const& s) {
+    std::array<std::uint8_t, 16> used{};
+    auto r = s.for_each_live(1, 0xFFFFFFFFU, [&](msg_image const& m) {
+        for (std::size_t i = 0; i < used.size(); ++i) used[i] = static_cast<std::uint8_t>(used[i] | m.keywords[i]);
+    });
+    if (!r) return std::move(r).error_value();
+    return used;
+}
+
+/// \brief How many of the first `kw_count` keyword definitions `used` lacks.
+[[nodiscard]] inline std::size_t unused_keywords(std::array<std::uint8_t, 16> const& used, std::size_t kw_count) noexcept {
+    std::size_t n = 0;
+    for (std::uint32_t i = 0; i < kw_count && i < max_keywords; ++i)
+        if ((used[i / 8] & (1U << (i % 8))) == 0) ++n;
+    return n;
+}
+
+/// \brief `build_index_file` from a snapshot with keyword reclaim (§8.4 "KW, optionally
+/// compacted"): the definitions no live message uses are dropped and the others renumbered
+/// in their old order; each message's bits are remapped, so its keyword names stay the same.
+[[nodiscard]] inline result<std::vector<std::byte>> build_index_file_reclaiming(
+    index_snapshot const& s, slot_fields h, std::uint64_t gen, std::uint64_t file_id,
+    std::span<std::pair<std::uint64_t, std::uint32_t> const> tombs) {
+    auto used = used_keyword_bits(s);
+    if (!used) return std::move(used).error_value();
+    if (unused_keywords(*used, s.kw.size()) == 0) return build_index_file(s, h, gen, file_id, tombs);
+    std::array<std::int32_t, max_keywords> remap{};
+    remap.fill(-1);
+    std::vector<std::string> kw;
+    for (std::uint32_t i = 0; i < s.kw.size() && i < max_keywords; ++i) {
+        if (((*used)[i / 8] & (1U << (i % 8))) == 0) continue;
+        remap[i] = static_cast<std::int32_t>(kw.size());
+        kw.push_back(s.kw[i]);
+    }
+    return encode_index_file(s.live, kw, h, gen, file_id, tombs, [&](auto&& put) {
+        return s.for_each_live(1, 0xFFFFFFFFU, [&](msg_image const& m) {
+            msg_image x = m;
+            x.keywords = {};
+            for (std::uint32_t i = 0; i < max_keywords; ++i)
+                if (m.has_kw(i) && remap[i] >= 0) x.set_kw(static_cast<std::uint32_t>(remap[i]));
+            put(x);
+        });
+    });
+}
+
 /// \brief The slot in force of a file made by `build_index_file`.
 [[nodiscard]] inline result<slot_fields> built_slot(std::vector<std::byte> const& bytes, std::string const& file) {
     if (bytes.size() < base_off) return corrupt(file, 0, "file size", "built file too small");
@@ -1235,6 +1294,7 @@ struct mailbox_core {
     bool poisoned = false;
     bool wlock_held = false;
     bool swept = false;           // the writer-open sweep ran on this file
+    std::optional<hwm_mark> hwm;  // modseq.hwm as last written or read here (a lower bound of the file's)
     mmap_reader_stats stats;
 
     /// Drops the files and the state (the next call loads from disk).
@@ -1329,6 +1389,7 @@ public:
         s.hdr.vanished_floor = 0;
         s.hdr.commit_time_ns = now_ns();
         auto const bytes = build_index_file(s, s.hdr, 1, random_u64());
+        if (auto r = write_hwm(dir, next_hwm(validity, 1, 1, default_hwm_step)); !r) return r;
         if (auto r = atomic_replace(dir, dir + "/index", dir + "/tmp/index.new", bytes); !r) return r;
         return sync_dir(dir + "/msg");
     }
@@ -1370,6 +1431,7 @@ public:
             ::rmdir(d.c_str());
         }
         ::unlink((dir + "/compact.times").c_str());
+        ::unlink((dir + "/" + std::string(hwm_file_name)).c_str());
         ::unlink((dir + "/writer.lock").c_str());
         ::unlink((dir + "/publish.lock").c_str());
         if (::rmdir(dir.c_str()) != 0) return sys_error(errno, "cannot remove", dir);
@@ -1797,6 +1859,8 @@ public:
     /// file_id, generation continued), fsync, rename over `index`, directory fsync; marks
     /// the old file RETIRED. Readers holding the old file notice the new inode. Then
     /// removes orphaned msg/ files (not live) while still holding the writer lock.
+    /// Keyword definitions that no live message uses are dropped and the others
+    /// renumbered (names unchanged), so a mailbox at 128 keywords can define new ones.
     result<void> compact() {
         auto lk = lock_core();
         if (!lk) return std::move(lk).error_value();
@@ -1805,7 +1869,8 @@ public:
 
     /// \brief Whether compaction is worthwhile now (§8.4: tail_count > max(
     /// `compact_min_tail`, live/8), or a tail above 8 MiB, or more than that many
-    /// tombstones prunable by retention), as of the last refresh.
+    /// tombstones prunable by retention, or more than 96 keywords defined and one of them
+    /// unused), as of the last refresh.
     [[nodiscard]] bool compaction_worthwhile() const {
         if (!core_) return false;
         std::lock_guard<std::mutex> lk(core_->mu);
@@ -1859,15 +1924,21 @@ public:
     ///   the old highestmodseq, `vanished_floor` becomes the old highestmodseq, UIDVALIDITY
     ///   stays (`action::salvaged`);
     /// * case 3, no valid slot or an invalid base: every msg/ file is added with its own
-    ///   UID, under a new, larger UIDVALIDITY, since modseq reuse cannot be ruled out
-    ///   without a high-water sidecar (`action::rebuilt`). With a valid slot, the entries
+    ///   UID (`action::rebuilt`). With a valid `modseq.hwm` sidecar (of the slot's
+    ///   UIDVALIDITY when a slot survived) the UIDVALIDITY is kept: every new modseq is
+    ///   above the sidecar's mark (`vanished_floor` = the mark) and uidnext at least its
+    ///   uidnext mark, so nothing published before is reused. Without one (missing,
+    ///   garbled, or of another UIDVALIDITY) the UIDVALIDITY changes to a new, larger one,
+    ///   since modseq reuse cannot be ruled out (`uidvalidity_kept`, `uidvalidity_why`).
+    ///   With a valid slot, the entries
     ///   that still pass their own checks give the flags, keywords and INTERNALDATE of the
     ///   files whose octets they describe (content id and size), and a readable expunge
     ///   drops its file.
     /// Added messages get their size and content id from the file and their INTERNALDATE
-    /// from its mtime. The new index is written like a compaction (new file, fsync, rename,
-    /// directory fsync), and validated in memory before the rename. `not_found` without an
-    /// index file.
+    /// from its mtime. The sidecar is rewritten to cover the new state first (a failure
+    /// fails the repair, the old index in place). The new index is written like a
+    /// compaction (new file, fsync, rename, directory fsync), and validated in memory
+    /// before the rename. `not_found` without an index file.
     [[nodiscard]] static result<repair_report> repair(std::string const& dir, mmap_options const& opt = {}) {
         using namespace mmap_detail;
         struct stat dst {};
@@ -2078,6 +2149,11 @@ public:
             rep.done = repair_report::action::rebuilt;
             std::uint32_t next_uid = slot ? slot->uidnext : 1;
             next_mod = slot ? slot->highestmodseq : 0;
+            auto const side = rebuild_hwm(dir, slot, rep);
+            if (side) {
+                next_mod = std::max(next_mod, side->modseq);
+                next_uid = static_cast<std::uint32_t>(std::max<std::uint64_t>(next_uid, side->uidnext));
+            }
             std::map<std::uint32_t, readable_image> readable;
             if (slot) readable = readable_entries(bytes, *slot);
             for (auto const& [u, path] : files) {
@@ -2121,9 +2197,9 @@ public:
                 if (slot->uidvalidity == 0xFFFFFFFFU) return error{errc::not_possible, "UIDVALIDITY space exhausted"};
                 v = slot->uidvalidity + 1;
             }
-            nh.uidvalidity = v;
+            nh.uidvalidity = side ? side->uidvalidity : v;
             nh.uidnext = next_uid;
-            nh.vanished_floor = slot ? slot->highestmodseq : 0;
+            nh.vanished_floor = std::max(slot ? slot->highestmodseq : 0, side ? side->modseq : 0);
             nh.generation = slot ? slot->generation : 0;
         }
         nh.highestmodseq = std::max(next_mod, nh.vanished_floor + 1);
@@ -2133,6 +2209,13 @@ public:
         nh.commit_time_ns = now_ns();
         rep.new_uidvalidity = nh.uidvalidity;
         rep.new_highestmodseq = nh.highestmodseq;
+        if (rep.done == repair_report::action::salvaged) {
+            rep.uidvalidity_kept = true;
+            rep.uidvalidity_why = "salvaged: the valid slot gives the old highestmodseq";
+        }
+        // The sidecar covers the new state before it is published.
+        if (auto r = persist_hwm(dir, nh.uidvalidity, nh.highestmodseq, nh.uidnext, opt.hwm_step); !r)
+            return std::move(r).error_value();
         auto built = build_index_file(ns, nh, nh.generation + 1, random_u64());
         if (auto r = check_built_file(built, ns, ns.tombs, dir + "/tmp/index.new"); !r) return std::move(r).error_value();
         if (auto r = atomic_replace(dir, index, dir + "/tmp/index.new", built); !r) return std::move(r).error_value();
@@ -2143,6 +2226,32 @@ public:
     }
 
 private:
+    // Repair case 3: the modseq.hwm sidecar that lets a rebuild keep UIDVALIDITY (§10), or
+    // nullopt (UIDVALIDITY changes); fills the report's reason. A sidecar is only trusted
+    // when it is valid and, if a slot survived, of the slot's UIDVALIDITY.
+    static std::optional<mmap_detail::hwm_mark> rebuild_hwm(std::string const& dir,
+                                                            std::optional<mmap_detail::slot_fields> const& slot,
+                                                            mmap_repair_report& rep) {
+        using namespace mmap_detail;
+        auto side = read_hwm(dir + "/" + std::string(hwm_file_name));
+        if (!side) {
+            rep.uidvalidity_why = "rebuilt: no valid modseq.hwm sidecar (missing or garbled): modseq reuse cannot be "
+                                  "ruled out, so UIDVALIDITY changes";
+            return std::nullopt;
+        }
+        if (slot && slot->uidvalidity != side->uidvalidity) {
+            rep.uidvalidity_why = "rebuilt: the modseq.hwm sidecar is of UIDVALIDITY " + std::to_string(side->uidvalidity) +
+                                  ", the slot of " + std::to_string(slot->uidvalidity) + ": UIDVALIDITY changes";
+            return std::nullopt;
+        }
+        rep.uidvalidity_kept = true;
+        rep.hwm_modseq = side->modseq;
+        rep.uidvalidity_why = "rebuilt: the modseq.hwm sidecar (UIDVALIDITY " + std::to_string(side->uidvalidity) +
+                              ", modseq mark " + std::to_string(side->modseq) + ", uidnext mark " +
+                              std::to_string(side->uidnext) + ") bounds everything published: UIDVALIDITY kept";
+        return side;
+    }
+
     // A transaction being built: entries appended to `bytes`, the header moving with them.
     struct txn {
         mmap_mailbox* self;
@@ -2178,7 +2287,8 @@ private:
                     if (!mmap_detail::valid_keyword_name(name))
                         return error{errc::invalid_argument, "invalid keyword name '" + name + "'"};
                     if (h.kw_count >= mmap_detail::max_keywords)
-                        return error{errc::not_possible, "more than 128 keywords in the mailbox"};
+                        return error{errc::not_possible,
+                                     "more than 128 keywords in the mailbox (compact() drops the ones no message uses)"};
                     idx = h.kw_count;
                     new_kw.push_back(name);
                     std::size_t const at = bytes.size();
@@ -2213,7 +2323,8 @@ private:
         if (!core_->loaded) return false;
         std::uint64_t const t = st.hdr.tail_count;
         return t > std::max<std::uint64_t>(opt_.compact_min_tail, st.live / 8) ||
-               t * mmap_detail::entry_size > (std::uint64_t{8} << 20) || prunable_worthwhile_locked();
+               t * mmap_detail::entry_size > (std::uint64_t{8} << 20) || prunable_worthwhile_locked() ||
+               keywords_to_reclaim_locked();
     }
 
     // Tombstones beyond retention (§8.4 trigger), with the same hysteresis as the tail:
@@ -2236,6 +2347,21 @@ private:
             return false;
         }
     }
+
+    // Keywords to reclaim (§8.4 trigger): more than `kw_reclaim_above` (96) of the 128
+    // keyword definitions made and at least one unused by every live message. O(N), only
+    // when that many are defined.
+    bool keywords_to_reclaim_locked() const noexcept {
+        auto const& st = core_->st;
+        if (st.kw.size() <= kw_reclaim_above) return false;
+        try {
+            auto used = mmap_detail::used_keyword_bits(st);
+            return used && mmap_detail::unused_keywords(*used, st.kw.size()) > 0;
+        } catch (...) {
+            return false;
+        }
+    }
+    static constexpr std::size_t kw_reclaim_above = 96;
 
     // Compaction under the core mutex; `timeout` for the writer lock (0: only if free now).
     result<void> compact_locked(std::chrono::milliseconds timeout) {
@@ -2262,9 +2388,11 @@ private:
         slot_fields h = c.st.hdr;
         if (pruned > 0) h.vanished_floor = std::max(h.vanished_floor, tombs[pruned - 1].first);
         tombs = tombs.subspan(pruned);
-        auto built = build_index_file(c.st, h, c.st.hdr.generation + 1, random_u64(), tombs);
+        // §8.4: keyword definitions no live message uses are dropped, the others renumbered.
+        auto built = build_index_file_reclaiming(c.st, h, c.st.hdr.generation + 1, random_u64(), tombs);
         if (!built) return ctx(std::move(built).error_value());
         auto const& bytes = *built;
+        // Checked against the state itself: the same live messages with the same keyword NAMES.
         if (auto r = check_built_file(bytes, c.st, tombs, c.dir + "/tmp/index.new"); !r) return ctx(std::move(r).error_value());
         if (auto r = atomic_replace(c.dir, index_path(), c.dir + "/tmp/index.new", bytes); !r)
             return ctx(std::move(r).error_value());
@@ -2663,6 +2791,7 @@ private:
         if (h.highestmodseq > max_modseq) return error{errc::not_possible, "modseq space exhausted"};
         if (h.tail_count > max_tail_count) return error{errc::not_possible, "tail full; compact the mailbox"};
         std::uint64_t const end = c.st.hdr.committed_end();
+        if (auto r = ensure_hwm_locked(h); !r) return r; // §10 case 3: the mark first
         // W1
         if (auto r = c.fd.pwrite_all(t.bytes, end); !r) return r;
         // W2
@@ -2708,6 +2837,24 @@ private:
         }
         c.stats.tail_entries_validated += h.tail_count - c.st.tail_count;
         apply_tail(c.st, std::move(*b));
+        return {};
+    }
+
+    // Under the writer lock, before publishing `h`: the modseq.hwm sidecar must cover its
+    // highestmodseq and uidnext (§10 case 3). Rewritten durably when needed; a failure
+    // fails the commit before anything is written to the index.
+    result<void> ensure_hwm_locked(mmap_detail::slot_fields const& h) {
+        using namespace mmap_detail;
+        auto& c = *core_;
+        if (c.hwm && c.hwm->uidvalidity != h.uidvalidity) c.hwm.reset();
+        if (!c.hwm) c.hwm = read_hwm(c.dir + "/" + std::string(hwm_file_name));
+        if (!hwm_rewrite_needed(c.hwm, h.uidvalidity, h.highestmodseq, h.uidnext, opt_.hwm_step)) return {};
+        auto m = persist_hwm(c.dir, h.uidvalidity, h.highestmodseq, h.uidnext, opt_.hwm_step);
+        if (!m) {
+            c.hwm.reset();
+            return std::move(m).error_value();
+        }
+        c.hwm = *m;
         return {};
     }
 

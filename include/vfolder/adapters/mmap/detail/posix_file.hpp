@@ -6,7 +6,8 @@
 ///
 /// Fault injection (tests only): `io_hooks().write` is consulted before every write made
 /// through this layer; it may shorten the write (a short write), fail it with an errno
-/// (ENOSPC, EIO), or let it through. `io_hooks().fsync` likewise for fsync/fdatasync.
+/// (ENOSPC, EIO), or let it through. `io_hooks().fsync` likewise for fsync/fdatasync, and
+/// `io_hooks().read` for every `pread_all` (only its `error` is used).
 /// Hooks are process-wide and not thread-safe; production code never sets them.
 #pragma once
 
@@ -44,6 +45,9 @@ struct write_decision {
 struct io_hook_table {
     std::function<write_decision(std::string_view path, std::uint64_t offset, std::size_t size)> write;
     std::function<int(std::string_view path)> fsync; ///< non-zero errno: the fsync fails
+    /// Consulted before every `pread_all`; a non-zero `error` fails the read with it.
+    std::function<write_decision(std::string_view path, std::uint64_t offset, std::size_t size)> read;
+    std::string note; ///< appended, in parentheses, to the message of every failure a write or read hook injects
 };
 
 /// \brief The process-wide test hooks (empty by default).
@@ -69,6 +73,13 @@ inline io_hook_table& io_hooks() noexcept {
     std::string m;
     m.append(what).append(" ").append(path).append(": ").append(std::strerror(e));
     return error{errc_from_errno(e), std::move(m)};
+}
+
+/// \brief `sys_error` for a failure injected by a hook, with `io_hooks().note` appended.
+[[nodiscard]] inline error injected_error(int e, std::string_view what, std::string_view path) {
+    error r = sys_error(e, what, path);
+    if (auto const& note = io_hooks().note; !note.empty()) r.message.append(" (").append(note).append(")");
+    return r;
 }
 
 /// \brief An owned file descriptor (closed on destruction), remembering its path for
@@ -116,6 +127,8 @@ public:
 
     /// \brief Reads exactly `out.size()` bytes at `offset`; a short file is `errc::corrupted`.
     [[nodiscard]] result<void> pread_all(std::span<std::byte> out, std::uint64_t offset) const {
+        if (auto const& h = io_hooks().read)
+            if (write_decision const d = h(path_, offset, out.size()); d.error != 0) return injected_error(d.error, "cannot read", path_);
         std::size_t done = 0;
         while (done < out.size()) {
             ssize_t const r = ::pread(fd_, out.data() + done, out.size() - done,
@@ -139,7 +152,7 @@ public:
         int inject = 0;
         if (auto const& h = io_hooks().write) {
             write_decision const d = h(path_, offset, data.size());
-            if (d.error != 0) return sys_error(d.error, "cannot write", path_);
+            if (d.error != 0) return injected_error(d.error, "cannot write", path_);
             if (d.limit < limit) {
                 limit = d.limit;
                 inject = ENOSPC;
@@ -155,7 +168,7 @@ public:
             }
             done += static_cast<std::size_t>(r);
         }
-        if (inject != 0) return sys_error(inject, "cannot write", path_);
+        if (inject != 0) return injected_error(inject, "cannot write", path_);
         return {};
     }
 
