@@ -14,11 +14,11 @@
 #include <vfolder/adapters/mmap/mmap_mailbox.hpp>
 
 #include <doctest/doctest.h>
+#include "support/mmap_files.hpp"
 #include "support/temp_dir.hpp"
 
 #include <algorithm>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <iterator>
 #include <span>
@@ -34,28 +34,11 @@ namespace {
 
 using vfolder_test::temp_dir;
 
-std::vector<char> slurp(std::string const& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
-void spit(std::string const& p, std::vector<char> const& b) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(b.data(), static_cast<std::streamsize>(b.size()));
-    REQUIRE(out.good());
-}
-
-mmap_options own(std::string name) {
-    mmap_options o;
-    o.name = std::move(name);
-    o.share_open = false;
-    o.auto_compact = false;
-    return o;
-}
 
 // Everything a client can see of a mailbox, as text.
 std::string state_of(std::string const& dir) {
-    mmap_mailbox m(dir, own("reader"));
+    mmap_mailbox m(dir, vfolder_test::own_options("reader"));
     auto st = m.status();
     if (!st) return "error: " + st.error_value().message;
     uid_set all;
@@ -88,7 +71,7 @@ struct event {
 // Runs `op` on a writer handle with the hooks recording the index's writes and syncs.
 std::vector<event> record(std::string const& dir, std::function<void(mmap_mailbox&)> const& op) {
     std::vector<event> trace;
-    mmap_mailbox w(dir, own("writer"));
+    mmap_mailbox w(dir, vfolder_test::own_options("writer"));
     REQUIRE(w.open().has_value());
     struct reset_hooks {
         ~reset_hooks() { io_hooks() = {}; }
@@ -111,12 +94,12 @@ enum class fate { absent, absent_grown, present, torn_sector, torn_mid };
 
 // pre + the writes of trace[0, cut) taken from post: those before the last sync in the
 // prefix are durable; those after it follow `fates` (one per such write).
-std::vector<char> image(std::vector<char> const& pre, std::vector<char> const& post, std::vector<event> const& trace,
+std::vector<std::byte> image(std::vector<std::byte> const& pre, std::vector<std::byte> const& post, std::vector<event> const& trace,
                         std::size_t cut, std::vector<fate> const& fates) {
     std::size_t last_sync = 0; // writes [0, last_sync) are durable
     for (std::size_t i = 0; i < cut; ++i)
         if (trace[i].sync) last_sync = i;
-    std::vector<char> img = pre;
+    std::vector<std::byte> img = pre;
     std::size_t k = 0;
     for (std::size_t i = 0; i < cut; ++i) {
         event const& e = trace[i];
@@ -127,10 +110,10 @@ std::vector<char> image(std::vector<char> const& pre, std::vector<char> const& p
         if (f == fate::torn_sector) n = std::min<std::size_t>(n, ((e.offset / 512) + 1) * 512 - e.offset);
         if (f == fate::torn_mid) n = n / 2;
         std::size_t const end = static_cast<std::size_t>(e.offset) + e.size;
-        if (img.size() < end && f != fate::torn_mid && f != fate::torn_sector) img.resize(end, '\0');
+        if (img.size() < end && f != fate::torn_mid && f != fate::torn_sector) img.resize(end, std::byte{0});
         if (f == fate::absent_grown) continue; // the size reached the disk, the data did not
         std::size_t const tend = static_cast<std::size_t>(e.offset) + n;
-        if (img.size() < tend) img.resize(tend, '\0');
+        if (img.size() < tend) img.resize(tend, std::byte{0});
         REQUIRE(post.size() >= tend);
         std::copy(post.begin() + static_cast<std::ptrdiff_t>(e.offset), post.begin() + static_cast<std::ptrdiff_t>(tend),
                   img.begin() + static_cast<std::ptrdiff_t>(e.offset));
@@ -148,9 +131,9 @@ void enumerate(std::string const& dir, std::function<void(mmap_mailbox&)> const&
     std::string const index = dir + "/index";
     std::string const s0 = state_of(dir);
     REQUIRE(s0.rfind("error", 0) != 0);
-    auto const pre = slurp(index);
+    auto const pre = vfolder_test::read_file(index);
     auto const trace = record(dir, op);
-    auto const post = slurp(index);
+    auto const post = vfolder_test::read_file(index);
     std::string const s1 = state_of(dir);
     REQUIRE(s1 != s0);
     REQUIRE_FALSE(trace.empty());
@@ -176,7 +159,7 @@ void enumerate(std::string const& dir, std::function<void(mmap_mailbox&)> const&
                 x /= nfates;
             }
             auto const img = image(pre, post, trace, cut, fates);
-            spit(index, img);
+            vfolder_test::write_file(index, img);
             std::string const s = state_of(dir);
             INFO("cut ", cut, " of ", trace.size(), ", combination ", c);
             ++t.images;
@@ -186,7 +169,7 @@ void enumerate(std::string const& dir, std::function<void(mmap_mailbox&)> const&
             if (cut >= ack) CHECK(s == s1); // acknowledged: never lost
             // The next commit goes through without repair, and leaves a valid file.
             {
-                mmap_mailbox w(dir, own("next"));
+                mmap_mailbox w(dir, vfolder_test::own_options("next"));
                 auto r = w.update_flags(uid_set{}, modify_op::add, system_flag::seen); // a no-op: writes nothing
                 CHECK(r.has_value());
                 uid_set one;
@@ -198,7 +181,7 @@ void enumerate(std::string const& dir, std::function<void(mmap_mailbox&)> const&
             CHECK(n.find(" $Next") != std::string::npos);
         }
     }
-    spit(index, post);
+    vfolder_test::write_file(index, post);
     REQUIRE(state_of(dir) == s1);
 }
 
@@ -209,7 +192,7 @@ TEST_CASE("mmap_mailbox crash states: every prefix and every unsynced-write fate
     std::string const dir = t.path + "/box";
     REQUIRE(mmap_mailbox::create(dir, uid_validity{9}).has_value());
     {
-        mmap_mailbox w(dir, own("setup"));
+        mmap_mailbox w(dir, vfolder_test::own_options("setup"));
         for (int i = 0; i < 6; ++i)
             REQUIRE(w.append("Subject: " + std::to_string(i) + "\r\n\r\nbody", mail_time{1000 + i}).has_value());
     }
@@ -237,7 +220,7 @@ TEST_CASE("mmap_mailbox crash states: every prefix and every unsynced-write fate
     }
     SUBCASE("after a compaction: the first commit on a new base") {
         {
-            mmap_mailbox w(dir, own("compact"));
+            mmap_mailbox w(dir, vfolder_test::own_options("compact"));
             REQUIRE(w.compact().has_value());
         }
         enumerate(dir, [&](mmap_mailbox& w) { REQUIRE(w.update_flags(set({1, 2}), modify_op::add, system_flag::answered).has_value()); }, n);

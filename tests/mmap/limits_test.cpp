@@ -6,13 +6,11 @@
 #include <vfolder/adapters/mmap/mmap_mailbox.hpp>
 
 #include <doctest/doctest.h>
+#include "support/mmap_files.hpp"
 #include "support/temp_dir.hpp"
 
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -23,38 +21,14 @@ namespace {
 
 using vfolder_test::temp_dir;
 
-mmap_options own(std::string name) {
-    mmap_options o;
-    o.name = std::move(name);
-    o.share_open = false;
-    o.auto_compact = false;
-    return o;
-}
 
-slot_fields newest(std::vector<std::byte> const& f, std::string const& path) {
-    REQUIRE(f.size() >= base_off);
-    auto const a = decode_slot(std::span<std::byte const, slot_size>(f.data(), slot_size));
-    auto const b = decode_slot(std::span<std::byte const, slot_size>(f.data() + slot_b_off, slot_size));
-    bool const a_ok = check_slot(a, std::span<std::byte const, slot_size>(f.data(), slot_size), 0, f.size(), path).has_value();
-    bool const b_ok =
-        check_slot(b, std::span<std::byte const, slot_size>(f.data() + slot_b_off, slot_size), slot_b_off, f.size(), path).has_value();
-    REQUIRE((a_ok || b_ok));
-    return a_ok && (!b_ok || a.generation > b.generation) ? a : b;
-}
 
 // A fresh mailbox at `dir` whose index is replaced by a base holding `uids` (modseqs
 // first_mod, first_mod+1, ...), uidnext `uidnext` and highestmodseq the last modseq.
 void make_base(std::string const& dir, std::vector<std::uint32_t> const& uids, std::uint64_t first_mod, std::uint32_t uidnext) {
     REQUIRE(mmap_mailbox::create(dir, uid_validity{77}).has_value());
     std::string const index = dir + "/index";
-    std::vector<std::byte> cur;
-    {
-        std::ifstream in(index, std::ios::binary);
-        std::vector<char> c{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-        cur.resize(c.size());
-        std::memcpy(cur.data(), c.data(), c.size());
-    }
-    slot_fields h = newest(cur, index);
+    slot_fields h = vfolder_test::newest_slot(index);
     mailbox_state s;
     std::uint64_t mod = first_mod;
     for (auto u : uids) {
@@ -69,11 +43,7 @@ void make_base(std::string const& dir, std::vector<std::uint32_t> const& uids, s
     h.highestmodseq = mod - 1;
     h.vanished_floor = 0;
     auto bytes = build_index_file(s, h, h.generation + 1, 0xABCDEF12345ULL);
-    {
-        std::ofstream out(index + ".new", std::ios::binary | std::ios::trunc);
-        out.write(reinterpret_cast<char const*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-        REQUIRE(out.good());
-    }
+    vfolder_test::write_file(index + ".new", bytes);
     REQUIRE(std::rename((index + ".new").c_str(), index.c_str()) == 0);
 }
 
@@ -89,7 +59,7 @@ TEST_CASE("mmap_mailbox limits: UID exhaustion at 2^32-2 is a clean not_possible
     temp_dir t;
     std::string const dir = t.path + "/box";
     make_base(dir, {5, 0xFFFFFFFDU}, 10, 0xFFFFFFFEU);
-    mmap_mailbox m(dir, own("M"));
+    mmap_mailbox m(dir, vfolder_test::own_options("M"));
     REQUIRE(m.open().has_value());
     auto last = m.append("Subject: last\r\n\r\nx", mail_time{2000});
     REQUIRE_MESSAGE(last.has_value(), last.error_value().message);
@@ -126,7 +96,7 @@ TEST_CASE("mmap_mailbox limits: UID exhaustion at 2^32-2 is a clean not_possible
     CHECK(*ch->expunged == one(0xFFFFFFFEU));
     // Compaction and a fresh full open keep all of it.
     REQUIRE(m.compact().has_value());
-    mmap_mailbox fresh(dir, own("F"));
+    mmap_mailbox fresh(dir, vfolder_test::own_options("F"));
     auto fs = fresh.status();
     REQUIRE(fs.has_value());
     CHECK(value(fs->uid_next) == 0xFFFFFFFFU);
@@ -141,7 +111,7 @@ TEST_CASE("mmap_mailbox limits: modseqs up to 2^63-1, then a clean not_possible"
     temp_dir t;
     std::string const dir = t.path + "/box";
     make_base(dir, {1, 2, 3}, max_modseq - 4, 4); // highestmodseq = max_modseq - 2
-    mmap_mailbox m(dir, own("M"));
+    mmap_mailbox m(dir, vfolder_test::own_options("M"));
     REQUIRE(m.open().has_value());
     REQUIRE(value(m.status()->highest_modseq) == max_modseq - 2);
     REQUIRE(m.update_flags(one(1), modify_op::add, system_flag::seen).has_value());
@@ -155,7 +125,7 @@ TEST_CASE("mmap_mailbox limits: modseqs up to 2^63-1, then a clean not_possible"
     REQUIRE_FALSE(ap.has_value());
     CHECK(ap.error_value().is(errc::not_possible));
     // The last change is there, and a fresh open validates the file.
-    mmap_mailbox fresh(dir, own("F"));
+    mmap_mailbox fresh(dir, vfolder_test::own_options("F"));
     auto ch = fresh.changes_since(modseq{max_modseq - 2});
     REQUIRE_MESSAGE(ch.has_value(), ch.error_value().message);
     CHECK(ch->changed.contains(1));

@@ -6,6 +6,7 @@
 #include <vfolder/adapters/mmap/mmap_mailbox.hpp>
 
 #include <doctest/doctest.h>
+#include "support/mmap_files.hpp"
 #include "support/temp_dir.hpp"
 
 #include <chrono>
@@ -25,10 +26,7 @@ namespace {
 using vfolder_test::temp_dir;
 
 mmap_options own(std::string name, std::chrono::milliseconds timeout) {
-    mmap_options o;
-    o.name = std::move(name);
-    o.share_open = false; // files and state of its own, like another process
-    o.auto_compact = false;
+    mmap_options o = vfolder_test::own_options(std::move(name));
     o.lock_timeout = timeout;
     return o;
 }

@@ -4,6 +4,7 @@
 #include <vfolder/adapters/mmap/mmap_provider.hpp>
 
 #include <doctest/doctest.h>
+#include "support/mmap_files.hpp"
 #include "support/temp_dir.hpp"
 
 #include <algorithm>
@@ -20,18 +21,9 @@ using namespace vfolder::mmap_detail;
 namespace {
 
 using vfolder_test::temp_dir;
+using vfolder_test::read_file;
+using vfolder_test::write_file;
 
-std::vector<std::byte> read_file(std::string const& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::vector<char> v((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::byte> out(v.size());
-    std::memcpy(out.data(), v.data(), v.size());
-    return out;
-}
-void write_file(std::string const& p, std::vector<std::byte> const& b) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<char const*>(b.data()), static_cast<std::streamsize>(b.size()));
-}
 
 keyword_set kws(std::initializer_list<std::string> names) {
     keyword_set k;
@@ -40,10 +32,7 @@ keyword_set kws(std::initializer_list<std::string> names) {
 }
 
 mmap_options opts(std::string name, std::uint64_t step = default_hwm_step) {
-    mmap_options o;
-    o.name = std::move(name);
-    o.share_open = false; // a state of its own, like a handle in another process
-    o.auto_compact = false;
+    mmap_options o = vfolder_test::own_options(std::move(name));
     o.hwm_step = step;
     return o;
 }

@@ -7,6 +7,7 @@
 #include <vfolder/engine/folder.hpp>
 
 #include <doctest/doctest.h>
+#include "support/mmap_files.hpp"
 #include "support/temp_dir.hpp"
 
 #include <algorithm>
@@ -34,18 +35,11 @@ using namespace vfolder::mmap_detail;
 namespace {
 
 using vfolder_test::temp_dir;
+using vfolder_test::newest_slot;
+using vfolder_test::own_options;
+using vfolder_test::read_file;
+using vfolder_test::write_file;
 
-std::vector<std::byte> read_file(std::string const& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::vector<char> v((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::byte> out(v.size());
-    std::memcpy(out.data(), v.data(), v.size());
-    return out;
-}
-void write_file(std::string const& p, std::vector<std::byte> const& b) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<char const*>(b.data()), static_cast<std::streamsize>(b.size()));
-}
 
 keyword_set kws(std::initializer_list<char const*> names) {
     keyword_set k;
@@ -557,13 +551,6 @@ TEST_CASE("mmap_mailbox: failed writes and fsyncs (W1, W2, W6) leave G or G+1, n
 // ---------------------------------------------------------------- reader refresh (§7)
 namespace {
 
-mmap_options own_options(std::string name) {
-    mmap_options o;
-    o.name = std::move(name);
-    o.share_open = false; // a state of its own, like a handle in another process
-    o.auto_compact = false;
-    return o;
-}
 
 // Rewrites the slot of generation `h.generation` (by parity) in place (same inode).
 void put_slot(std::string const& index, slot_fields const& h) {
@@ -574,16 +561,6 @@ void put_slot(std::string const& index, slot_fields const& h) {
 }
 
 // The slot in force, decoded from the file.
-slot_fields newest_slot(std::string const& index) {
-    auto f = read_file(index);
-    REQUIRE(f.size() >= base_off);
-    slot_fields const a = decode_slot(std::span<std::byte const, slot_size>(f.data(), slot_size));
-    slot_fields const b = decode_slot(std::span<std::byte const, slot_size>(f.data() + slot_b_off, slot_size));
-    bool const a_ok = check_slot(a, std::span<std::byte const, slot_size>(f.data(), slot_size), 0, f.size(), index).has_value();
-    bool const b_ok = check_slot(b, std::span<std::byte const, slot_size>(f.data() + slot_b_off, slot_size), slot_b_off, f.size(), index).has_value();
-    REQUIRE((a_ok || b_ok));
-    return a_ok && (!b_ok || a.generation > b.generation) ? a : b;
-}
 
 } // namespace
 

@@ -1143,17 +1143,8 @@ struct compact_mark {
 /// most 64 KiB.
 [[nodiscard]] inline std::vector<compact_mark> read_compact_times(std::string const& path) {
     std::vector<compact_mark> out;
-    auto fd = unique_fd::open(path, O_RDONLY | O_NOFOLLOW);
-    if (!fd) return out;
-    std::array<std::byte, 65536> buf{};
-    std::size_t n = 0;
-    while (n < buf.size()) {
-        ssize_t const k = ::pread(fd->get(), buf.data() + n, buf.size() - n, static_cast<off_t>(n));
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        n += static_cast<std::size_t>(k);
-    }
-    std::string_view text(reinterpret_cast<char const*>(buf.data()), n);
+    std::string const bytes = read_small_file(path, 65536);
+    std::string_view text(bytes);
     auto number = [](std::string_view d, std::uint64_t limit, std::uint64_t& v) {
         if (d.empty() || d.size() > 19 || d.find_first_not_of("0123456789") != std::string_view::npos) return false;
         v = 0;

@@ -89,17 +89,7 @@ inline constexpr std::string_view hwm_file_name = "modseq.hwm";
 
 /// \brief Reads the sidecar at `path`; nullopt when missing, unreadable or garbled.
 [[nodiscard]] inline std::optional<hwm_mark> read_hwm(std::string const& path) {
-    auto fd = unique_fd::open(path, O_RDONLY | O_NOFOLLOW);
-    if (!fd) return std::nullopt;
-    std::array<char, 128> buf{};
-    std::size_t n = 0;
-    while (n < buf.size()) {
-        ssize_t const k = ::pread(fd->get(), buf.data() + n, buf.size() - n, static_cast<off_t>(n));
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        n += static_cast<std::size_t>(k);
-    }
-    return parse_hwm(std::string_view(buf.data(), n));
+    return parse_hwm(read_small_file(path, 128));
 }
 
 /// \brief The mark to persist before publishing `highestmodseq` and `uidnext`: the modseq

@@ -214,6 +214,25 @@ private:
 /// \brief Releases a flock taken with `lock_file`.
 inline void unlock_file(unique_fd const& fd) noexcept { ::flock(fd.get(), LOCK_UN); }
 
+/// \brief The first `max` bytes of the small advisory file `path` (a sidecar), or fewer;
+/// empty when it is missing or unreadable. Reads through no hook: a sidecar's failure only
+/// means less is known.
+[[nodiscard]] inline std::string read_small_file(std::string const& path, std::size_t max) {
+    std::string buf;
+    auto fd = unique_fd::open(path, O_RDONLY | O_NOFOLLOW);
+    if (!fd) return buf;
+    buf.resize(max);
+    std::size_t n = 0;
+    while (n < max) {
+        ssize_t const k = ::pread(fd->get(), buf.data() + n, max - n, static_cast<off_t>(n));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        n += static_cast<std::size_t>(k);
+    }
+    buf.resize(n);
+    return buf;
+}
+
 /// \brief fsync of a directory, making renames and creations in it durable.
 [[nodiscard]] inline result<void> sync_dir(std::string const& dir) {
     auto fd = unique_fd::open(dir, O_RDONLY | O_DIRECTORY);
